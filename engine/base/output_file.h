@@ -1,0 +1,79 @@
+// Atomic outputs: nothing appears under the output name until the output is complete.
+//
+// OutputFile writes a temporary file beside its target ("<dir>/.<name>.cw-tmp-<pid>-<n>") and
+// Commit() fsyncs and renames it into place. OutputDir does the same for a whole folder. An object
+// destroyed without Commit() removes its temporary, and so does RemoveAllTemporaries() (called on
+// SIGINT/SIGTERM by the interrupt handler), so no half-written output is ever left behind.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "cw/error.h"
+#include "engine/base/bytes.h"
+
+namespace cw {
+
+class OutputFile {
+ public:
+  // A staged file for `target`. Refuses an existing target unless `replace_existing`.
+  static Result<OutputFile> Create(const std::filesystem::path& target, bool replace_existing);
+  // A plain file inside an OutputDir's staging folder (the folder provides the atomicity).
+  static Result<OutputFile> CreateInStaging(const std::filesystem::path& path);
+
+  OutputFile(OutputFile&& other) noexcept;
+  OutputFile& operator=(OutputFile&&) = delete;
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  ~OutputFile();
+
+  // Thread-safe positional write (pwrite); a short write or ENOSPC is an error naming the target.
+  Status WriteAt(uint64_t offset, ByteSpan bytes) const;
+  // Sets the final size up front so that positional writes may arrive in any order.
+  Status Resize(uint64_t size) const;
+  // fsync, then rename into place (atomic mode) or close (staging mode).
+  Status Commit();
+
+  const std::filesystem::path& target() const { return target_; }
+
+ private:
+  OutputFile(std::filesystem::path target, std::filesystem::path temp, int fd, bool staged)
+      : target_(std::move(target)), temp_(std::move(temp)), fd_(fd), staged_(staged) {}
+  Error OsError(const std::string& what) const;
+
+  std::filesystem::path target_;
+  std::filesystem::path temp_;  // equals target_ in staging mode
+  int fd_ = -1;
+  bool staged_ = false;
+  bool committed_ = false;
+};
+
+class OutputDir {
+ public:
+  static Result<OutputDir> Create(const std::filesystem::path& target, bool replace_existing);
+
+  OutputDir(OutputDir&& other) noexcept;
+  OutputDir& operator=(OutputDir&&) = delete;
+  OutputDir(const OutputDir&) = delete;
+  OutputDir& operator=(const OutputDir&) = delete;
+  ~OutputDir();
+
+  // Where files are written until Commit().
+  const std::filesystem::path& staging() const { return staging_; }
+  const std::filesystem::path& target() const { return target_; }
+  Status Commit();
+
+ private:
+  OutputDir(std::filesystem::path target, std::filesystem::path staging, bool replace)
+      : target_(std::move(target)), staging_(std::move(staging)), replace_(replace) {}
+
+  std::filesystem::path target_;
+  std::filesystem::path staging_;
+  bool replace_ = false;
+  bool committed_ = false;
+};
+
+// Removes every temporary file and folder still registered. Safe to call from any thread.
+void RemoveAllTemporaries();
+
+}  // namespace cw

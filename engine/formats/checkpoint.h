@@ -1,0 +1,79 @@
+// Reader and writer interfaces shared by every checkpoint format.
+//
+// Readers list every tensor from headers alone (no tensor data touched) and read one tensor at a
+// time, borrowing bytes from the memory-mapped file whenever the layout allows. Writers know the
+// full list of tensors up front, so every tensor's place in the file is fixed at creation: data
+// may then arrive in any order, from any thread, and the output is byte-identical either way.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cw/error.h"
+#include "engine/base/bytes.h"
+#include "engine/tensor/tensor.h"
+
+namespace cw {
+
+enum class FileFormat { kSafetensors, kTorch, kMindSpore };
+
+std::string_view FormatName(FileFormat format);  // "safetensors", "torch", "mindspore"
+
+// A value found in a checkpoint that is not a tensor (None, a number, a string, ...): reported,
+// never converted.
+struct SkippedValue {
+  std::string name;
+  std::string description;  // e.g. "int 3", "None", "str \"adam\""
+};
+
+class CheckpointReader {
+ public:
+  virtual ~CheckpointReader() = default;
+
+  virtual FileFormat format() const = 0;
+  // Every tensor, in file order. Names are unique.
+  virtual const std::vector<TensorInfo>& tensors() const = 0;
+  // Bytes of tensors()[index] in C order. Borrowed views stay valid while the reader lives.
+  // Thread-safe. REQUIRES: index < tensors().size()
+  virtual Result<TensorData> Read(size_t index) const = 0;
+  // The file holding tensors()[index] (differs per shard in a sharded folder).
+  virtual const std::string& FileOf(size_t index) const = 0;
+  // Non-tensor values found and left out.
+  virtual const std::vector<SkippedValue>& skipped() const = 0;
+  // Free-form string metadata (safetensors "__metadata__"); empty for other formats.
+  virtual const std::map<std::string, std::string>& metadata() const = 0;
+};
+
+struct WriterOptions {
+  // safetensors "__metadata__". Writers of HF outputs add {"format": "pt"} when absent.
+  std::map<std::string, std::string> metadata;
+  // .ckpt: tensors above this many bytes are split into several records (MindSpore: 512 MiB).
+  uint64_t ckpt_chunk_bytes = 512ull << 20;
+  // .ckpt: append MindSpore's "crc_num" trailer (readable by MindSpore >= 2.3 only).
+  bool ckpt_crc = false;
+  // torch: nest the state dict under this key ({"model": {...}}), as timm/MAE checkpoints do.
+  std::string torch_root_key;
+  // Sharded folder output: start a new shard before a shard's tensor bytes would exceed this.
+  uint64_t max_shard_bytes = 5'000'000'000;
+  // Replace an existing output instead of refusing.
+  bool replace_existing = false;
+};
+
+class CheckpointWriter {
+ public:
+  virtual ~CheckpointWriter() = default;
+
+  // Writes bytes [offset, offset + bytes.size()) of tensor `index` (an index into the list given
+  // at creation). Thread-safe; pieces may come in any order. Every byte of every tensor must be
+  // written exactly once before Commit().
+  virtual Status Write(size_t index, uint64_t offset, ByteSpan bytes) = 0;
+  // Checks that everything was written, finishes the file(s), fsyncs and renames into place.
+  // Without Commit(), destroying the writer leaves nothing under the output name.
+  virtual Status Commit() = 0;
+};
+
+}  // namespace cw

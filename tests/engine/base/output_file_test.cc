@@ -1,0 +1,84 @@
+#include "engine/base/output_file.h"
+
+#include <doctest/doctest.h>
+
+#include "tests/support/test_files.h"
+
+namespace cw {
+namespace {
+
+TEST_SUITE("base.output_file") {
+  TEST_CASE("a committed file appears under its name with the bytes written at their offsets") {
+    test::TempDir dir;
+    auto out = OutputFile::Create(dir / "a.bin", false);
+    REQUIRE(out.ok());
+    REQUIRE(out->Resize(6).ok());
+    REQUIRE(out->WriteAt(3, AsBytes("def")).ok());
+    REQUIRE(out->WriteAt(0, AsBytes("abc")).ok());
+    CHECK(test::ListFolder(dir.path()).size() == 1);
+    CHECK_FALSE(std::filesystem::exists(dir / "a.bin"));
+    REQUIRE(out->Commit().ok());
+    CHECK(test::ReadFile(dir / "a.bin") == "abcdef");
+    CHECK(test::ListFolder(dir.path()) == std::vector<std::string>{"a.bin"});
+  }
+
+  TEST_CASE("an abandoned file leaves nothing behind") {
+    test::TempDir dir;
+    {
+      auto out = OutputFile::Create(dir / "a.bin", false);
+      REQUIRE(out.ok());
+      REQUIRE(out->WriteAt(0, AsBytes("abc")).ok());
+    }
+    CHECK(test::ListFolder(dir.path()).empty());
+  }
+
+  TEST_CASE("an existing output is refused unless replacing is asked for") {
+    test::TempDir dir;
+    test::WriteFile(dir / "a.bin", "old");
+    auto refused = OutputFile::Create(dir / "a.bin", false);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code() == ErrorCode::kUsage);
+    auto out = OutputFile::Create(dir / "a.bin", true);
+    REQUIRE(out.ok());
+    REQUIRE(out->WriteAt(0, AsBytes("new")).ok());
+    CHECK(test::ReadFile(dir / "a.bin") == "old");
+    REQUIRE(out->Commit().ok());
+    CHECK(test::ReadFile(dir / "a.bin") == "new");
+  }
+
+  TEST_CASE("a missing output folder is an io error naming it") {
+    test::TempDir dir;
+    auto out = OutputFile::Create(dir / "no" / "a.bin", false);
+    REQUIRE_FALSE(out.ok());
+    CHECK(out.error().code() == ErrorCode::kIo);
+    CHECK(out.error().where().file == (dir / "no").string());
+  }
+
+  TEST_CASE("a staged folder appears whole on commit and not at all otherwise") {
+    test::TempDir dir;
+    {
+      auto out = OutputDir::Create(dir / "model", false);
+      REQUIRE(out.ok());
+      test::WriteFile(out->staging() / "x", "1");
+    }
+    CHECK(test::ListFolder(dir.path()).empty());
+    auto out = OutputDir::Create(dir / "model/", false);
+    REQUIRE(out.ok());
+    test::WriteFile(out->staging() / "x", "1");
+    REQUIRE(out->Commit().ok());
+    CHECK(test::ListFolder(dir / "model") == std::vector<std::string>{"x"});
+    CHECK(test::ListFolder(dir.path()) == std::vector<std::string>{"model"});
+  }
+
+  TEST_CASE("RemoveAllTemporaries removes files still being written") {
+    test::TempDir dir;
+    auto out = OutputFile::Create(dir / "a.bin", false);
+    REQUIRE(out.ok());
+    CHECK(test::ListFolder(dir.path()).size() == 1);
+    RemoveAllTemporaries();
+    CHECK(test::ListFolder(dir.path()).empty());
+  }
+}
+
+}  // namespace
+}  // namespace cw

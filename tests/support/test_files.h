@@ -1,0 +1,32 @@
+// File helpers for tests: temporary folders, whole-file reads and writes, shared test data.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace cw::test {
+
+// A fresh folder under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::string ReadFile(const std::filesystem::path& path);
+void WriteFile(const std::filesystem::path& path, const std::string& bytes);
+// Files in the folders a test may read.
+std::filesystem::path SharedPath(const std::string& relative);  // ../shared/<relative>
+std::filesystem::path SourcePath(const std::string& relative);  // <repo>/<relative>
+// Names of the files in a folder, sorted; temporaries included.
+std::vector<std::string> ListFolder(const std::filesystem::path& dir);
+
+}  // namespace cw::test
