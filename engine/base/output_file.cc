@@ -147,7 +147,10 @@ Status OutputFile::Commit() {
 Result<OutputDir> OutputDir::Create(const fs::path& target_in, bool replace_existing) {
   // "out/" names the folder "out".
   const fs::path target = target_in.filename().empty() ? target_in.parent_path() : target_in;
-  CW_RETURN_IF_ERROR(CheckTarget(target, replace_existing));
+  std::error_code ec;
+  // An empty folder made by the user to receive the output is not something to protect.
+  const bool empty_folder = fs::is_directory(target, ec) && fs::is_empty(target, ec);
+  CW_RETURN_IF_ERROR(CheckTarget(target, replace_existing || empty_folder));
   const fs::path staging = TempNameFor(target);
   Register(staging);
   if (::mkdir(staging.c_str(), 0755) != 0) {
@@ -178,6 +181,8 @@ OutputDir::~OutputDir() {
 Status OutputDir::Commit() {
   std::error_code ec;
   fs::path old;
+  if (fs::is_directory(target_, ec) && fs::is_empty(target_, ec))
+    fs::remove(target_, ec);
   if (fs::exists(fs::symlink_status(target_, ec))) {
     if (!replace_) {
       return Error(ErrorCode::kUsage, "output appeared while converting",
