@@ -46,6 +46,11 @@ class CheckpointReader {
   virtual const std::vector<SkippedValue>& skipped() const = 0;
   // Free-form string metadata (safetensors "__metadata__"); empty for other formats.
   virtual const std::map<std::string, std::string>& metadata() const = 0;
+
+  // Hints for streaming models larger than memory: tensor `index` will be read soon, or its
+  // mapped bytes are no longer needed and may leave the resident set. No effect on results.
+  virtual void Prefetch(size_t index) const { (void)index; }
+  virtual void Release(size_t index) const { (void)index; }
 };
 
 struct WriterOptions {

@@ -42,6 +42,8 @@ Status WriteTracker::Record(size_t index, uint64_t offset, ByteSpan bytes, bool 
                                            t.name + "\" (" + std::to_string(t.byte_size) +
                                            " bytes)");
   }
+  if (bytes.empty())
+    return OkStatus();  // nothing written, nothing to cover
   const uint32_t crc = with_crc ? Crc32(bytes) : 0;
   std::lock_guard lock(mutex_);
   pieces_[index].push_back({offset, bytes.size(), crc});

@@ -62,7 +62,10 @@ Status SkipField(ByteReader& in, const FieldKey& key);
 // the length (checked against the bytes left before anything is read), then the Value with its
 // TensorProto. A Value holding a MapTensor (field 3) is kUnsupported, naming the tag. Errors name
 // the tag once it is known (the tag is read before the tensor, whatever the field order).
-Result<CkptRecord> ReadRecord(ByteReader& in);
+// `first`: the file's first record. There, bytes that are not a Value with a tag (another key, a
+// field of the wrong type, no tag) mean another protobuf message saved as .ckpt, such as a
+// parallel-strategy file: the error says "not a MindSpore checkpoint" (V4).
+Result<CkptRecord> ReadRecord(ByteReader& in, bool first);
 
 // Encoding, for the writer: minimal varints, fields in number order, exactly as MindSpore.
 uint64_t VarintSize(uint64_t value);

@@ -39,14 +39,15 @@ void Put32(std::string& out, uint32_t v) { Append(out, ObjectBytes(v)); }
 void Put64(std::string& out, uint64_t v) { Append(out, ObjectBytes(v)); }
 
 bool IsAscii(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 uint16_t VersionNeeded(const ZipEntryPlace& p) {
   return p.zip64_sizes || p.zip64_offset ? kVersionZip64 : kVersionClassic;
 }
 
-uint16_t Flags(const ZipEntry& e) { return IsAscii(e.name) ? 0 : kFlagUtf8Name; }
+uint16_t Flags(const ZipEntrySpec& e) { return IsAscii(e.name) ? 0 : kFlagUtf8Name; }
 
 // Bytes of the central ZIP64 extra: only the fields whose classic slot overflows, per APPNOTE.
 uint64_t CentralZip64ExtraBytes(const ZipEntryPlace& p) {
@@ -62,34 +63,42 @@ Status AddTo(uint64_t& total, uint64_t n) {
   return OkStatus();
 }
 
+// Where the entry whose local header starts at `cursor` puts its payload.
+Result<ZipEntryPlace> PlaceEntry(const ZipEntrySpec& e, uint64_t cursor,
+                                 const Zip64Thresholds& thresholds) {
+  if (e.name.size() > kEscape16) {
+    return Error(ErrorCode::kLimitExceeded, "zip entry name of " + std::to_string(e.name.size()) +
+                                                " bytes is over the format's 65535");
+  }
+  ZipEntryPlace p;
+  p.header_offset = cursor;
+  p.zip64_sizes = e.size_bytes >= thresholds.field32;
+  // Entries past the threshold keep a plain local header: only the central directory needs
+  // their offset, and torch and zip tools accept this spec-standard form (spec §1.7).
+  p.zip64_offset = cursor >= thresholds.field32;
+  // The padding is computed after every other local byte, ZIP64 extra included (spec §1.6).
+  uint64_t start = cursor;
+  CW_RETURN_IF_ERROR(AddTo(start, kLocalHeaderBytes + e.name.size() + kExtraHeaderBytes +
+                                      (p.zip64_sizes ? kLocalZip64ExtraBytes : 0)));
+  p.data_offset = start;
+  CW_RETURN_IF_ERROR(AddTo(
+      p.data_offset, (kZipPayloadAlignment - start % kZipPayloadAlignment) % kZipPayloadAlignment));
+  return p;
+}
+
 }  // namespace
 
-Result<ZipLayout> ZipLayout::Compute(std::vector<ZipEntry> entries, Zip64Thresholds thresholds) {
+Result<ZipLayout> ZipLayout::Compute(std::vector<ZipEntrySpec> entries,
+                                     Zip64Thresholds thresholds) {
   ZipLayout layout;
   layout.thresholds_ = thresholds;
   uint64_t cursor = 0;
   bool any_zip64 = false;
-  for (const ZipEntry& e : entries) {
-    if (e.name.size() > kEscape16) {
-      return Error(ErrorCode::kLimitExceeded, "zip entry name of " + std::to_string(e.name.size()) +
-                                                  " bytes is over the format's 65535");
-    }
-    ZipEntryPlace p;
-    p.header_offset = cursor;
-    p.zip64_sizes = e.size_bytes >= thresholds.field32;
-    // Entries past the threshold keep a plain local header: only the central directory needs
-    // their offset, and torch and zip tools accept this spec-standard form (spec §1.7).
-    p.zip64_offset = cursor >= thresholds.field32;
-    any_zip64 = any_zip64 || p.zip64_sizes || p.zip64_offset;
-    // The padding is computed after every other local byte, ZIP64 extra included (spec §1.6).
-    uint64_t start = cursor;
-    CW_RETURN_IF_ERROR(AddTo(start, kLocalHeaderBytes + e.name.size() + kExtraHeaderBytes +
-                                        (p.zip64_sizes ? kLocalZip64ExtraBytes : 0)));
-    const uint64_t pad = (kZipPayloadAlignment - start % kZipPayloadAlignment) % kZipPayloadAlignment;
-    p.data_offset = start;
-    CW_RETURN_IF_ERROR(AddTo(p.data_offset, pad));
+  for (const ZipEntrySpec& e : entries) {
+    CW_ASSIGN_OR_RETURN(const ZipEntryPlace p, PlaceEntry(e, cursor, thresholds));
     cursor = p.data_offset;
     CW_RETURN_IF_ERROR(AddTo(cursor, e.size_bytes));
+    any_zip64 = any_zip64 || p.zip64_sizes || p.zip64_offset;
     layout.central_bytes_ += kCentralHeaderBytes + e.name.size() + CentralZip64ExtraBytes(p);
     layout.places_.push_back(p);
   }
@@ -100,12 +109,14 @@ Result<ZipLayout> ZipLayout::Compute(std::vector<ZipEntry> entries, Zip64Thresho
                       layout.central_bytes_ >= thresholds.field32;
   layout.file_size_ = cursor;
   CW_RETURN_IF_ERROR(AddTo(layout.file_size_, layout.central_bytes_));
-  CW_RETURN_IF_ERROR(AddTo(layout.file_size_, (layout.zip64_end_ ? kZip64EndBytes + kZip64LocatorBytes : 0) + kEndBytes));
+  CW_RETURN_IF_ERROR(
+      AddTo(layout.file_size_,
+            (layout.zip64_end_ ? kZip64EndBytes + kZip64LocatorBytes : 0) + kEndBytes));
   return layout;
 }
 
 std::string ZipLayout::LocalHeader(size_t i, uint32_t crc) const {
-  const ZipEntry& e = entries_[i];
+  const ZipEntrySpec& e = entries_[i];
   const ZipEntryPlace& p = places_[i];
   const uint64_t extra_bytes = p.data_offset - p.header_offset - kLocalHeaderBytes - e.name.size();
   const uint32_t size32 = p.zip64_sizes ? kEscape32 : static_cast<uint32_t>(e.size_bytes);
@@ -137,7 +148,7 @@ std::string ZipLayout::LocalHeader(size_t i, uint32_t crc) const {
 }
 
 void ZipLayout::AppendCentralHeader(std::string& out, size_t i, uint32_t crc) const {
-  const ZipEntry& e = entries_[i];
+  const ZipEntrySpec& e = entries_[i];
   const ZipEntryPlace& p = places_[i];
   const uint32_t size32 = p.zip64_sizes ? kEscape32 : static_cast<uint32_t>(e.size_bytes);
   const uint32_t offset32 = p.zip64_offset ? kEscape32 : static_cast<uint32_t>(p.header_offset);
@@ -227,12 +238,12 @@ Status ZipWriter::Write(size_t i, uint64_t entry_offset, ByteSpan bytes) const {
     return Error(ErrorCode::kInternal, "write to zip entry #" + std::to_string(i) + " of " +
                                            std::to_string(layout_.size()));
   }
-  const ZipEntry& e = layout_.entry(i);
+  const ZipEntrySpec& e = layout_.entry(i);
   if (!FitsIn(entry_offset, bytes.size(), e.size_bytes)) {
-    return Error(ErrorCode::kInternal,
-                 "write of " + std::to_string(bytes.size()) + " bytes at " +
-                     std::to_string(entry_offset) + " is outside zip entry \"" + e.name + "\" (" +
-                     std::to_string(e.size_bytes) + " bytes)");
+    return Error(ErrorCode::kInternal, "write of " + std::to_string(bytes.size()) + " bytes at " +
+                                           std::to_string(entry_offset) +
+                                           " is outside zip entry \"" + e.name + "\" (" +
+                                           std::to_string(e.size_bytes) + " bytes)");
   }
   return out_.WriteAt(layout_.place(i).data_offset + entry_offset, bytes);
 }

@@ -5,7 +5,7 @@
 //   per entry  local header (30 bytes, "plain" style: CRC and sizes filled in, flags bit 3 clear)
 //              name
 //              [ZIP64 extra 0x0001: u64 size, u64 size]  only when size >= thresholds.field32
-//              'F' 'B' u16 pad, pad x 'Z'                 so that the payload starts at 64k bytes
+//              'F' 'B' u16 pad, pad x 'Z'                 payload offset: a multiple of 64
 //              payload (method 0, no data descriptor)
 //   then       central directory: one 46-byte header + name + [ZIP64 extra with the overflowing
 //              fields among size, size, local header offset] per entry
@@ -40,7 +40,7 @@ struct Zip64Thresholds {
   uint64_t field16 = 0xFFFF;       // entry counts in the end record
 };
 
-struct ZipEntry {
+struct ZipEntrySpec {
   std::string name;  // bytes as stored; flagged UTF-8 when not ASCII
   uint64_t size_bytes = 0;
 };
@@ -57,13 +57,13 @@ struct ZipEntryPlace {
 class ZipLayout {
  public:
   // Fails with kLimitExceeded for a name over 65535 bytes or a total size over 2^64.
-  static Result<ZipLayout> Compute(std::vector<ZipEntry> entries, Zip64Thresholds thresholds = {});
+  static Result<ZipLayout> Compute(std::vector<ZipEntrySpec> entries,
+                                   Zip64Thresholds thresholds = {});
 
   size_t size() const { return entries_.size(); }
-  const ZipEntry& entry(size_t i) const { return entries_[i]; }
+  const ZipEntrySpec& entry(size_t i) const { return entries_[i]; }
   const ZipEntryPlace& place(size_t i) const { return places_[i]; }
   uint64_t central_directory_offset() const { return central_offset_; }
-  uint64_t central_directory_bytes() const { return central_bytes_; }
   bool has_zip64_end() const { return zip64_end_; }
   uint64_t file_size() const { return file_size_; }
 
@@ -78,7 +78,7 @@ class ZipLayout {
   void AppendCentralHeader(std::string& out, size_t i, uint32_t crc) const;
   void AppendEndRecords(std::string& out) const;
 
-  std::vector<ZipEntry> entries_;
+  std::vector<ZipEntrySpec> entries_;
   std::vector<ZipEntryPlace> places_;
   Zip64Thresholds thresholds_;
   uint64_t central_offset_ = 0;

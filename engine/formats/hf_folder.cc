@@ -1,0 +1,370 @@
+#include "engine/formats/hf_folder.h"
+
+#include <map>
+#include <new>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_set>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/base/checked_math.h"
+#include "engine/base/limits.h"
+#include "engine/base/mapped_file.h"
+#include "engine/base/output_file.h"
+#include "engine/formats/safetensors/safetensors_header.h"
+#include "engine/formats/safetensors/safetensors_writer.h"
+
+namespace cw {
+namespace fs = std::filesystem;
+namespace {
+
+using Json = nlohmann::json;
+using safetensors::Quoted;
+
+constexpr const char* kSafetensorsIndexName = "model.safetensors.index.json";
+constexpr const char* kSingleSafetensorsName = "model.safetensors";
+
+// A shard name read from an index must stay inside the index's folder.
+bool IsPlainFileName(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." &&
+         name.find_first_of(std::string_view("/\\\0", 3)) == std::string_view::npos;
+}
+
+// Line and column (1-based) of a byte offset, for errors in a text file.
+Location TextOffsetLocation(const std::string& file, std::string_view text, uint64_t offset) {
+  int line = 1;
+  int column = 1;
+  for (uint64_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  Location where = TextLocation(file, line, column);
+  where.offset = offset;
+  return where;
+}
+
+// nlohmann's message without its "[json.exception...] parse error at line L, column C: " prefix:
+// the location is reported separately.
+std::string JsonErrorDetail(std::string_view what) {
+  if (const size_t column = what.find("column "); column != std::string_view::npos) {
+    if (const size_t colon = what.find(": ", column); colon != std::string_view::npos)
+      what.remove_prefix(colon + 2);
+  }
+  return std::string(what);
+}
+
+// tensor name -> shard file name, validated.
+Result<std::map<std::string, std::string>> ReadWeightMap(const fs::path& index_json) {
+  const std::string file = index_json.string();
+  CW_ASSIGN_OR_RETURN(const MappedFile mapped, MappedFile::Open(index_json));
+  if (mapped.size() > limits::kMaxJsonFileBytes) {
+    return Error(ErrorCode::kLimitExceeded,
+                 "index of " + std::to_string(mapped.size()) + " bytes is over the cap of " +
+                     std::to_string(limits::kMaxJsonFileBytes) + " bytes",
+                 FileLocation(file));
+  }
+  const std::string_view text = AsChars(mapped.bytes());
+  Json root;
+  try {
+    root = Json::parse(text.begin(), text.end());
+  } catch (const Json::parse_error& e) {
+    return Error(ErrorCode::kCorrupt, "index is not valid JSON: " + JsonErrorDetail(e.what()),
+                 TextOffsetLocation(file, text, e.byte > 0 ? e.byte - 1 : 0));
+  } catch (const Json::exception& e) {
+    return Error(ErrorCode::kCorrupt, "index is not valid JSON: " + JsonErrorDetail(e.what()),
+                 FileLocation(file));
+  } catch (const std::bad_alloc&) {
+    return Error(ErrorCode::kLimitExceeded, "out of memory while parsing the index",
+                 FileLocation(file));
+  }
+  if (!root.is_object())
+    return Error(ErrorCode::kCorrupt, "index is not a JSON object", FileLocation(file));
+  if (const auto metadata = root.find("metadata");
+      metadata != root.end() && !metadata->is_object()) {
+    return Error(ErrorCode::kCorrupt, "index \"metadata\" is not an object", FileLocation(file));
+  }
+  const auto weight_map = root.find("weight_map");
+  if (weight_map == root.end() || !weight_map->is_object()) {
+    return Error(ErrorCode::kCorrupt, "index has no \"weight_map\" object", FileLocation(file));
+  }
+  std::map<std::string, std::string> shard_of;
+  for (const auto& [name, shard] : weight_map->items()) {
+    if (!shard.is_string()) {
+      return Error(ErrorCode::kCorrupt,
+                   "weight_map entry of tensor " + Quoted(name) + " is not a file name",
+                   FileLocation(file));
+    }
+    const auto& shard_name = shard.get_ref<const std::string&>();
+    if (!IsPlainFileName(shard_name)) {
+      return Error(ErrorCode::kCorrupt,
+                   "shard " + Quoted(shard_name) + " of tensor " + Quoted(name) +
+                       " is not a plain file name in the index's folder",
+                   FileLocation(file));
+    }
+    shard_of.emplace(name, shard_name);
+  }
+  if (shard_of.empty())
+    return Error(ErrorCode::kCorrupt, "index weight_map lists no tensors", FileLocation(file));
+  return shard_of;
+}
+
+class FolderReader final : public CheckpointReader {
+ public:
+  explicit FolderReader(std::string index_file) : index_file_(std::move(index_file)) {}
+
+  // Appends a shard's tensors after checking each against the index.
+  Status AddShard(const std::string& shard, std::string path,
+                  std::unique_ptr<CheckpointReader> reader,
+                  const std::map<std::string, std::string>& shard_of) {
+    if (shards_.empty()) {
+      format_ = reader->format();
+      metadata_ = reader->metadata();
+    } else if (reader->format() != format_) {
+      return Error(ErrorCode::kUnsupported,
+                   "shard " + Quoted(shard) + " is " + std::string(FormatName(reader->format())) +
+                       " but earlier shards are " + std::string(FormatName(format_)),
+                   FileLocation(path));
+    }
+    for (size_t i = 0; i < reader->tensors().size(); ++i) {
+      const TensorInfo& t = reader->tensors()[i];
+      const auto listed = shard_of.find(t.name);
+      if (listed == shard_of.end()) {
+        return Error(ErrorCode::kCorrupt,
+                     "tensor " + Quoted(t.name) + " of shard " + Quoted(shard) +
+                         " is not listed in the index",
+                     FileLocation(index_file_));
+      }
+      if (listed->second != shard) {
+        return Error(ErrorCode::kCorrupt,
+                     "tensor " + Quoted(t.name) + " is in shard " + Quoted(shard) +
+                         ", but the index places it in " + Quoted(listed->second),
+                     FileLocation(index_file_));
+      }
+      tensors_.push_back(t);
+      places_.push_back({shards_.size(), i});
+    }
+    skipped_.insert(skipped_.end(), reader->skipped().begin(), reader->skipped().end());
+    shards_.push_back(std::move(reader));
+    shard_paths_.push_back(std::move(path));
+    return OkStatus();
+  }
+
+  // Every index entry must have been found in its shard.
+  Status CheckComplete(const std::map<std::string, std::string>& shard_of) const {
+    if (tensors_.size() == shard_of.size())
+      return OkStatus();  // each tensor matched a distinct entry, so none is missing
+    std::unordered_set<std::string_view> found;
+    for (const TensorInfo& t : tensors_)
+      found.insert(t.name);
+    for (const auto& [name, shard] : shard_of) {
+      if (found.count(name) == 0) {
+        return Error(
+            ErrorCode::kCorrupt,
+            "tensor " + Quoted(name) + " is listed in the index but not in shard " + Quoted(shard),
+            FileLocation(index_file_));
+      }
+    }
+    return OkStatus();
+  }
+
+  FileFormat format() const override { return format_; }
+  const std::vector<TensorInfo>& tensors() const override { return tensors_; }
+  Result<TensorData> Read(size_t index) const override {
+    const Place& p = places_[index];
+    return shards_[p.shard]->Read(p.index);
+  }
+  const std::string& FileOf(size_t index) const override {
+    return shard_paths_[places_[index].shard];
+  }
+  const std::vector<SkippedValue>& skipped() const override { return skipped_; }
+  const std::map<std::string, std::string>& metadata() const override { return metadata_; }
+  void Prefetch(size_t index) const override {
+    shards_[places_[index].shard]->Prefetch(places_[index].index);
+  }
+  void Release(size_t index) const override {
+    shards_[places_[index].shard]->Release(places_[index].index);
+  }
+
+ private:
+  struct Place {
+    size_t shard;
+    size_t index;  // in the shard's reader
+  };
+
+  std::string index_file_;
+  FileFormat format_ = FileFormat::kSafetensors;
+  std::vector<std::unique_ptr<CheckpointReader>> shards_;
+  std::vector<std::string> shard_paths_;
+  std::vector<TensorInfo> tensors_;
+  std::vector<Place> places_;
+  std::vector<SkippedValue> skipped_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// "model-00003-of-00012.safetensors", numbers padded to 5 digits as huggingface_hub does.
+std::string ShardName(size_t index, size_t count) {
+  const auto padded = [](size_t n) {
+    std::string s = std::to_string(n);
+    return std::string(s.size() < 5 ? 5 - s.size() : 0, '0') + s;
+  };
+  return "model-" + padded(index + 1) + "-of-" + padded(count) + ".safetensors";
+}
+
+// The shard of each tensor, in order. A shard is closed when the next tensor would take its
+// tensor bytes past the limit; a tensor over the limit therefore always sits alone.
+std::vector<size_t> SplitIntoShards(const std::vector<TensorInfo>& tensors, uint64_t max_bytes) {
+  std::vector<size_t> shard_of;
+  shard_of.reserve(tensors.size());
+  size_t shard = 0;
+  size_t shard_tensors = 0;
+  uint64_t shard_bytes = 0;
+  for (const TensorInfo& t : tensors) {
+    // shard_bytes + t.byte_size > max_bytes, without overflow.
+    const bool exceeds = t.byte_size > max_bytes || shard_bytes > max_bytes - t.byte_size;
+    if (shard_tensors > 0 && exceeds) {
+      ++shard;
+      shard_tensors = 0;
+      shard_bytes = 0;
+    }
+    shard_of.push_back(shard);
+    ++shard_tensors;
+    shard_bytes += t.byte_size;
+  }
+  return shard_of;
+}
+
+// The index transformers writes: json.dumps(index, indent=2, sort_keys=True) + "\n".
+Result<std::string> IndexText(const std::vector<TensorInfo>& tensors,
+                              const std::vector<size_t>& shard_of,
+                              const std::vector<std::string>& shard_names, const Location& where) {
+  uint64_t total_bytes = 0;
+  Json index;
+  Json& weight_map = index["weight_map"];
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const std::optional<uint64_t> sum = CheckedAdd(total_bytes, tensors[i].byte_size);
+    if (!sum)
+      return Error(ErrorCode::kLimitExceeded, "tensor data exceeds 2^64 bytes", where);
+    total_bytes = *sum;
+    weight_map[tensors[i].name] = shard_names[shard_of[i]];
+  }
+  index["metadata"]["total_size"] = total_bytes;
+  try {
+    return index.dump(2, ' ', /*ensure_ascii=*/true) + "\n";
+  } catch (const Json::exception& e) {
+    return Error(ErrorCode::kUnsupported, std::string("cannot write the index: ") + e.what(),
+                 where);
+  }
+}
+
+class ShardedWriter final : public CheckpointWriter {
+ public:
+  struct Route {
+    size_t shard;
+    size_t index;  // in the shard's writer
+  };
+
+  ShardedWriter(std::vector<std::unique_ptr<CheckpointWriter>> shards, std::vector<Route> routes,
+                std::optional<OutputFile> index)
+      : shards_(std::move(shards)), routes_(std::move(routes)), index_(std::move(index)) {}
+
+  Status Write(size_t index, uint64_t offset, ByteSpan bytes) override {
+    if (index >= routes_.size()) {
+      return Error(ErrorCode::kInternal, "write to tensor #" + std::to_string(index) + " of " +
+                                             std::to_string(routes_.size()));
+    }
+    const Route& r = routes_[index];
+    return shards_[r.shard]->Write(r.index, offset, bytes);
+  }
+
+  Status Commit() override {
+    for (const auto& shard : shards_)
+      CW_RETURN_IF_ERROR(shard->Commit());
+    if (index_)
+      return index_->Commit();
+    return OkStatus();
+  }
+
+ private:
+  std::vector<std::unique_ptr<CheckpointWriter>> shards_;
+  std::vector<Route> routes_;
+  std::optional<OutputFile> index_;  // written at creation, committed last
+};
+
+}  // namespace
+
+Result<std::unique_ptr<CheckpointReader>> OpenShardedFolder(const fs::path& index_json,
+                                                            const OpenFileFn& open_file) {
+  const std::string index_file = index_json.string();
+  CW_ASSIGN_OR_RETURN(const auto shard_of, ReadWeightMap(index_json));
+  std::set<std::string> shards;
+  for (const auto& [name, shard] : shard_of)
+    shards.insert(shard);
+  auto folder = std::make_unique<FolderReader>(index_file);
+  for (const std::string& shard : shards) {
+    const fs::path path = index_json.parent_path() / shard;
+    std::error_code ec;
+    if (!fs::exists(path, ec)) {
+      return Error(ErrorCode::kIo, "shard " + Quoted(shard) + " listed in the index is missing",
+                   FileLocation(path.string()))
+          .With("while reading the folder of " + index_file);
+    }
+    auto reader = open_file(path);
+    if (!reader.ok())
+      return std::move(reader).error().With("while reading shard " + Quoted(shard));
+    CW_RETURN_IF_ERROR(folder->AddShard(shard, path.string(), std::move(reader).value(), shard_of));
+  }
+  CW_RETURN_IF_ERROR(folder->CheckComplete(shard_of));
+  return std::unique_ptr<CheckpointReader>(std::move(folder));
+}
+
+Result<std::unique_ptr<CheckpointWriter>> CreateShardedSafetensorsWriter(
+    const fs::path& folder, std::vector<TensorInfo> tensors, const WriterOptions& options) {
+  const std::vector<size_t> shard_of = SplitIntoShards(tensors, options.max_shard_bytes);
+  const size_t count = shard_of.empty() ? 1 : shard_of.back() + 1;
+  std::vector<std::string> names;
+  for (size_t s = 0; s < count; ++s)
+    names.push_back(count == 1 ? kSingleSafetensorsName : ShardName(s, count));
+
+  std::vector<std::vector<TensorInfo>> shard_tensors(count);
+  std::vector<ShardedWriter::Route> routes;
+  routes.reserve(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    routes.push_back({shard_of[i], shard_tensors[shard_of[i]].size()});
+    shard_tensors[shard_of[i]].push_back(tensors[i]);
+  }
+
+  WriterOptions shard_options = options;
+  shard_options.metadata = {{"format", "pt"}};  // transformers 4.x refuses shards without it
+  for (const auto& [key, value] : options.metadata)
+    shard_options.metadata.insert_or_assign(key, value);
+
+  std::vector<std::unique_ptr<CheckpointWriter>> writers;
+  for (size_t s = 0; s < count; ++s) {
+    CW_ASSIGN_OR_RETURN(OutputFile out, OutputFile::CreateInStaging(folder / names[s]));
+    CW_ASSIGN_OR_RETURN(
+        auto writer,
+        safetensors::CreateWriter(std::move(out), std::move(shard_tensors[s]), shard_options));
+    writers.push_back(std::move(writer));
+  }
+
+  std::optional<OutputFile> index;
+  if (count > 1) {
+    const fs::path index_path = folder / kSafetensorsIndexName;
+    CW_ASSIGN_OR_RETURN(const std::string text,
+                        IndexText(tensors, shard_of, names, FileLocation(index_path.string())));
+    CW_ASSIGN_OR_RETURN(OutputFile out, OutputFile::CreateInStaging(index_path));
+    CW_RETURN_IF_ERROR(out.WriteAt(0, AsBytes(text)));
+    index.emplace(std::move(out));
+  }
+  return std::unique_ptr<CheckpointWriter>(
+      std::make_unique<ShardedWriter>(std::move(writers), std::move(routes), std::move(index)));
+}
+
+}  // namespace cw

@@ -1,0 +1,84 @@
+// Internal to the plan module: the state of one CompilePlan run, shared by its stages
+// (rule selection and matching in plan_match.cc, steps in plan_steps.cc).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/plan/plan.h"
+#include "engine/plan/planner.h"
+#include "engine/ruleset/params.h"
+#include "engine/ruleset/pattern.h"
+
+namespace cw {
+
+// A rule taking part in this plan (its `when`, if it reads only parameters, holds).
+struct ActiveRule {
+  size_t index = 0;  // in RuleSet::rules
+  const Rule* rule = nullptr;
+  std::vector<PatternMatcher> sources;  // compiled source-side patterns
+  std::string over;                     // the stack/unstack placeholder, "" if none
+  bool optional = false;
+  bool tied = false;           // a tied rule whose condition holds
+  bool when_per_match = false; // `when` reads placeholders: evaluated for each match
+  std::vector<std::string> placeholders;  // of the source side, in order, `over` excluded
+};
+
+struct InputMatch {
+  size_t active = 0;   // index into PlanContext::active
+  size_t pattern = 0;  // index into the rule's source patterns
+  Bindings bindings;
+};
+
+// The inputs of one rule instance: one entry per source pattern, mapping the value of `over`
+// (or -1 when the pattern does not gather) to the input index.
+struct Group {
+  size_t active = 0;
+  Bindings key;
+  std::vector<std::map<int64_t, uint64_t>> members;
+  uint64_t first_input = 0;
+};
+
+struct PlanContext {
+  PlanContext(const RuleSet& r, const std::vector<TensorInfo>& inv, const PlanOptions& o)
+      : rules(r), inventory(inv), options(o), params(r, o.params) {}
+
+  const RuleSet& rules;
+  const std::vector<TensorInfo>& inventory;
+  const PlanOptions& options;
+  ParamResolver params;
+  Side source = Side::kHf;
+  Side target = Side::kMs;
+  std::map<std::string, std::string> param_text;  // `${param}` values for patterns
+  std::vector<ActiveRule> active;
+  std::vector<Error> errors;
+  std::vector<std::string> notes;
+  std::map<std::string, std::optional<int64_t>> counts;  // placeholder counts, once resolved
+
+  void Fail(ErrorCode code, const std::string& message, const Location& where) {
+    errors.emplace_back(code, message, where);
+  }
+  void Add(Error e) { errors.push_back(std::move(e)); }
+  // The declared count of an int placeholder, nullopt when it has none or it is unresolvable
+  // (then a note says coverage checks only that the values seen are contiguous from 0).
+  std::optional<int64_t> Count(const std::string& placeholder);
+  // Resolves `${param}` texts of `patterns`; false (with an error) when one is missing.
+  bool ResolvePatternParams(const std::vector<NamePattern>& patterns, const Location& where);
+};
+
+// Stage 1: the rules active in this direction, with compiled source patterns.
+void SelectRules(PlanContext& ctx);
+// Stage 2: for each input, the one rule instance it belongs to (nullopt when unmatched, with the
+// problem recorded).
+std::vector<std::optional<InputMatch>> MatchInputs(PlanContext& ctx);
+// Stage 3: groups by rule and placeholder values, checked complete; coverage of every
+// non-optional rule checked. Drop-rule inputs are appended to `dropped`.
+std::vector<Group> BuildGroups(PlanContext& ctx,
+                               const std::vector<std::optional<InputMatch>>& matches,
+                               std::vector<DroppedInput>& dropped);
+// Stage 4: steps for the groups (with tied copies and checks), in input order; fills `plan`.
+void BuildSteps(PlanContext& ctx, const std::vector<Group>& groups, Plan& plan);
+
+}  // namespace cw

@@ -1,0 +1,253 @@
+// Stage 4 of planning: one step per complete group, tied copies and checks, output dtypes.
+#include <algorithm>
+#include <unordered_map>
+
+#include "engine/plan/plan_context.h"
+#include "engine/plan/plan_lower.h"
+#include "engine/plan/step_ops.h"
+
+namespace cw {
+namespace {
+
+DType OutputDType(const PlanContext& ctx, const Rule& rule, DType value) {
+  if (const auto& o = rule.dtype_for(ctx.target))
+    return o->keep || !IsFloat(value) ? value : o->dtype;
+  if (ctx.options.cast && IsFloat(value))
+    return *ctx.options.cast;
+  return value;
+}
+
+TensorInfo Output(std::string name, DType dtype, Shape shape) {
+  TensorInfo t{std::move(name), dtype, std::move(shape), 0};
+  t.byte_size = ByteSize(t.dtype, t.shape).value_or(0);
+  return t;
+}
+
+// Sets output dtypes and the lossy mark of a step whose values are in `value`.
+void FinishOutputs(const PlanContext& ctx, const Rule& rule, PlanStep& step) {
+  for (TensorInfo& out : step.outputs) {
+    out.dtype = OutputDType(ctx, rule, step.value_dtype);
+    out.byte_size = ByteSize(out.dtype, out.shape).value_or(0);
+    if (IsNarrowingCast(step.value_dtype, out.dtype) && !step.lossy) {
+      step.lossy = true;
+      step.lossy_reason = std::string("cast ") + std::string(Name(step.value_dtype)) + " -> " +
+                          std::string(Name(out.dtype)) + " loses precision";
+    }
+  }
+}
+
+std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
+  const ActiveRule& a = ctx.active[g.active];
+  const Rule& rule = *a.rule;
+  PlanStep step;
+  step.rule = rule.where;
+  std::vector<ChainSlot> slots;
+  for (size_t k = 0; k < g.members.size(); ++k) {
+    ChainSlot slot;
+    for (const auto& [over_value, input] : g.members[k]) {
+      if (over_value >= 0)
+        slot.over = a.over;
+      step.inputs.push_back(input);
+      slot.values.push_back(ChainValue{ctx.inventory[input].shape, ctx.inventory[input].name});
+    }
+    slots.push_back(std::move(slot));
+  }
+  step.value_dtype = ctx.inventory[step.inputs[0]].dtype;
+  for (uint64_t input : step.inputs) {
+    const TensorInfo& t = ctx.inventory[input];
+    if (t.dtype != step.value_dtype) {
+      ctx.Fail(ErrorCode::kPlanInvalid,
+               "rule " + rule.Label() + ": inputs differ in dtype: " +
+                   ctx.inventory[step.inputs[0]].name + " is " +
+                   std::string(Name(step.value_dtype)) + ", " + t.name + " is " +
+                   std::string(Name(t.dtype)),
+               rule.where);
+      return std::nullopt;
+    }
+  }
+  const NameLookup lookup = ctx.params.Lookup(&g.key);
+  const std::function<std::optional<int64_t>(const std::string&)> count =
+      [&ctx](const std::string& p) { return ctx.Count(p); };
+  auto lowered = LowerChain(rule.chain(ctx.options.direction), std::move(slots), lookup, count,
+                            rule.Label());
+  if (!lowered.ok()) {
+    ctx.Add(std::move(lowered).error());
+    return std::nullopt;
+  }
+  step.ops = std::move(lowered->ops);
+  step.lossy = lowered->lossy;
+  step.lossy_reason = lowered->lossy_reason;
+  const auto& targets = rule.side(ctx.target);
+  for (size_t i = 0; i < lowered->outputs.size(); ++i) {
+    const ChainSlot& slot = lowered->outputs[i];
+    for (size_t j = 0; j < slot.values.size(); ++j) {
+      Bindings b = g.key;
+      if (!slot.over.empty())
+        b[slot.over] = Value::Int(static_cast<int64_t>(j));
+      step.outputs.push_back(Output(targets[i].Instantiate(b, ctx.param_text), step.value_dtype,
+                                    slot.values[j].shape));
+    }
+  }
+  FinishOutputs(ctx, rule, step);
+  return step;
+}
+
+// The ms name that the one-to-one rule converting hf tensor `to` writes, or "" when no such
+// rule exists.
+std::string ConvertedName(PlanContext& ctx, const std::string& to) {
+  const auto types = ctx.rules.PlaceholderTypes();
+  for (const Rule& r : ctx.rules.rules) {
+    if (r.tied || r.drop || r.hf.size() != 1 || r.ms.size() != 1 || !r.ops.empty())
+      continue;
+    if (!ctx.ResolvePatternParams(r.hf, r.where) || !ctx.ResolvePatternParams(r.ms, r.where))
+      continue;
+    auto m = PatternMatcher::Compile(r.hf[0], types, ctx.param_text);
+    Bindings b;
+    if (m.ok() && m->Match(to, &b))
+      return r.ms[0].Instantiate(b, ctx.param_text);
+  }
+  return "";
+}
+
+class StepBuilder {
+ public:
+  StepBuilder(PlanContext& ctx, Plan& plan) : ctx_(ctx), plan_(plan) {
+    for (uint64_t i = 0; i < ctx.inventory.size(); ++i)
+      by_name_.emplace(ctx.inventory[i].name, i);
+  }
+
+  void Add(const Group& g) {
+    const ActiveRule& a = ctx_.active[g.active];
+    const Rule& rule = *a.rule;
+    const bool check_only = a.tied && (rule.side(ctx_.target).empty() ||
+                                       ctx_.options.direction == Direction::kReverse);
+    if (!check_only) {
+      if (auto step = MakeStep(ctx_, g))
+        plan_.steps.push_back(std::move(*step));
+      return;
+    }
+    const uint64_t input = g.first_input;
+    const std::string reference = ctx_.options.direction == Direction::kForward
+                                      ? rule.tied->to
+                                      : ConvertedName(ctx_, rule.tied->to);
+    const auto it = by_name_.find(reference);
+    if (it == by_name_.end()) {
+      ctx_.Fail(ErrorCode::kPlanInvalid,
+                "rule " + rule.Label() + ": " + ctx_.inventory[input].name + " is tied to \"" +
+                    (reference.empty() ? rule.tied->to : reference) +
+                    "\", which is not in the input, so it cannot be checked",
+                rule.tied->where);
+      return;
+    }
+    Verify(rule, input, it->second);
+  }
+
+  // Forward, tied condition true, tensor absent: a copy of the converted `to` tensor.
+  void AddTiedCopies(const std::vector<Group>& groups) {
+    if (ctx_.options.direction != Direction::kForward)
+      return;
+    for (size_t ai = 0; ai < ctx_.active.size(); ++ai) {
+      const ActiveRule& a = ctx_.active[ai];
+      if (!a.tied || a.rule->ms.empty())
+        continue;
+      if (std::any_of(groups.begin(), groups.end(), [&](const Group& g) { return g.active == ai; }))
+        continue;
+      const auto it = by_name_.find(a.rule->tied->to);
+      const PlanStep* source = nullptr;
+      for (const PlanStep& s : plan_.steps) {
+        if (it != by_name_.end() && s.inputs == std::vector<uint64_t>{it->second} &&
+            s.outputs.size() == 1)
+          source = &s;
+      }
+      if (!source) {
+        ctx_.Fail(ErrorCode::kPlanInvalid,
+                  "rule " + a.rule->Label() + ": " + a.rule->hf[0].text() +
+                      " is absent and tied to \"" + a.rule->tied->to +
+                      "\", which is not converted on its own by any rule",
+                  a.rule->tied->where);
+        continue;
+      }
+      PlanStep copy = *source;
+      copy.rule = a.rule->where;
+      copy.outputs[0].name = a.rule->ms[0].Instantiate({}, ctx_.param_text);
+      copy.note = "copy of " + a.rule->tied->to + " (tied; " + a.rule->hf[0].text() +
+                  " is absent)";
+      plan_.steps.push_back(std::move(copy));
+    }
+  }
+
+ private:
+  void Verify(const Rule& rule, uint64_t input, uint64_t reference) {
+    const TensorInfo& t = ctx_.inventory[input];
+    const TensorInfo& r = ctx_.inventory[reference];
+    if (t.dtype != r.dtype || t.shape != r.shape) {
+      ctx_.Fail(ErrorCode::kPlanInvalid,
+                "rule " + rule.Label() + ": " + t.name + " " + ShapeToString(t.shape) + " " +
+                    std::string(Name(t.dtype)) + " is tied to " + r.name + " " +
+                    ShapeToString(r.shape) + " " + std::string(Name(r.dtype)) +
+                    " but cannot equal it",
+                rule.tied->where);
+      return;
+    }
+    PlanStep step;
+    step.kind = PlanStep::Kind::kVerifyEqual;
+    step.inputs = {input, reference};
+    step.value_dtype = t.dtype;
+    step.rule = rule.where;
+    step.note = "omitted: tied to " + r.name + ", must be equal to it";
+    plan_.steps.push_back(std::move(step));
+    plan_.dropped.push_back({input, rule.where, "tied to " + r.name + "; checked equal", true});
+  }
+
+  PlanContext& ctx_;
+  Plan& plan_;
+  std::unordered_map<std::string, uint64_t> by_name_;
+};
+
+uint64_t FirstInput(const PlanStep& s) {
+  return s.inputs.empty() ? 0 : *std::min_element(s.inputs.begin(), s.inputs.end());
+}
+
+void CheckUniqueOutputs(PlanContext& ctx, const Plan& plan) {
+  std::unordered_map<std::string, const PlanStep*> written;
+  for (const PlanStep& s : plan.steps) {
+    for (const TensorInfo& out : s.outputs) {
+      const auto [it, fresh] = written.emplace(out.name, &s);
+      if (!fresh) {
+        ctx.Fail(ErrorCode::kPlanInvalid,
+                 "two steps write \"" + out.name + "\": the rule at " + it->second->rule.file +
+                     ":" + std::to_string(it->second->rule.line) + " and this one",
+                 s.rule);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void BuildSteps(PlanContext& ctx, const std::vector<Group>& groups, Plan& plan) {
+  StepBuilder builder(ctx, plan);
+  for (const Group& g : groups)
+    builder.Add(g);
+  builder.AddTiedCopies(groups);
+  std::stable_sort(plan.steps.begin(), plan.steps.end(),
+                   [](const PlanStep& a, const PlanStep& b) { return FirstInput(a) < FirstInput(b); });
+  CheckUniqueOutputs(ctx, plan);
+  for (PlanStep& s : plan.steps) {
+    std::vector<Shape> shapes;
+    uint64_t in_bytes = 0;
+    for (uint64_t i : s.inputs) {
+      shapes.push_back(ctx.inventory[i].shape);
+      in_bytes += ctx.inventory[i].byte_size;
+    }
+    s.working_bytes = WorkingBytes(s.ops, shapes, s.value_dtype, s.outputs);
+    plan.input_bytes += in_bytes;
+    for (const TensorInfo& out : s.outputs)
+      plan.output_bytes += out.byte_size;
+    plan.peak_bytes = std::max(plan.peak_bytes, s.working_bytes);
+    plan.peak_bytes_with_inputs = std::max(plan.peak_bytes_with_inputs, s.working_bytes + in_bytes);
+    plan.lossy = plan.lossy || s.lossy;
+  }
+}
+
+}  // namespace cw

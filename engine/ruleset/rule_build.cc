@@ -1,0 +1,303 @@
+// TextNode -> RuleSet: the schema of a rule file (docs/rules.md), checked key by key.
+#include "engine/ruleset/rule_build.h"
+
+#include "engine/ruleset/suggest.h"
+#include "engine/ruleset/text_fields.h"
+
+namespace cw {
+namespace {
+
+std::optional<ValueType> ParseValueType(const TextNode& node, Diagnostics& diag) {
+  auto text = ReadText(node, "type", diag);
+  if (!text)
+    return std::nullopt;
+  if (*text == "int")
+    return ValueType::kInt;
+  if (*text == "bool")
+    return ValueType::kBool;
+  if (*text == "string")
+    return ValueType::kString;
+  diag.Rule("unknown parameter type \"" + *text + "\" (int, bool or string)" +
+                DidYouMean(*text, {"int", "bool", "string"}),
+            node.where);
+  return std::nullopt;
+}
+
+// A literal of `type` written as a YAML scalar: `12`, `true`, `text`.
+std::optional<Value> ReadLiteral(const TextNode& node, ValueType type, const std::string& what,
+                                 Diagnostics& diag) {
+  if (type == ValueType::kString) {
+    auto t = ReadText(node, what, diag);
+    return t ? std::optional(Value::String(*t)) : std::nullopt;
+  }
+  if (type == ValueType::kBool) {
+    auto b = ReadBool(node, what, diag);
+    return b ? std::optional(Value::Bool(*b)) : std::nullopt;
+  }
+  auto i = ReadInt(node, what, diag);
+  return i ? std::optional(Value::Int(*i)) : std::nullopt;
+}
+
+// `default:` — an expression for int and bool parameters; for string parameters literal text,
+// or `{expr: "..."}` for an expression.
+std::optional<Expr> ReadDefault(const TextNode& node, ValueType type, Diagnostics& diag) {
+  if (type != ValueType::kString || node.is_map()) {
+    if (node.is_map()) {
+      Fields f(node, "default", {"expr"}, diag);
+      const TextNode* e = f.Get("expr");
+      if (!e) {
+        diag.Rule("a map default needs \"expr\"", node.where);
+        return std::nullopt;
+      }
+      return ReadExpr(*e, "default", diag);
+    }
+    return ReadExpr(node, "default", diag);
+  }
+  auto text = ReadText(node, "default", diag);
+  if (!text)
+    return std::nullopt;
+  return Expr::Constant(Value::String(*text), TextStart(node));
+}
+
+void BuildParam(const TextNode& key, const TextNode& node, RuleSet& out, Diagnostics& diag) {
+  ParamDecl p;
+  p.name = key.scalar;
+  p.where = key.where;
+  Fields f(node, "parameter \"" + p.name + "\"",
+           {"type", "config", "default", "flag", "values", "description"}, diag);
+  if (!f.ok())
+    return;
+  if (const TextNode* t = f.Get("type")) {
+    auto type = ParseValueType(*t, diag);
+    if (type)
+      p.type = *type;
+  }
+  if (const TextNode* c = f.Get("config")) {
+    if (auto keys = ReadTextList(*c, "config", diag))
+      p.config_keys = *keys;
+  }
+  if (const TextNode* d = f.Get("default")) {
+    p.default_value = ReadDefault(*d, p.type, diag);
+  }
+  if (const TextNode* fl = f.Get("flag")) {
+    if (auto text = ReadText(*fl, "flag", diag))
+      p.flag = *text;
+  }
+  if (const TextNode* v = f.Get("values")) {
+    if (!v->is_sequence() || v->items.empty()) {
+      diag.Rule("values must be a non-empty list", v->where);
+    } else {
+      for (const TextNode& item : v->items) {
+        if (auto value = ReadLiteral(item, p.type, "a value of " + p.name, diag))
+          p.allowed.push_back(*value);
+      }
+    }
+  }
+  if (const TextNode* d = f.Get("description")) {
+    if (auto text = ReadText(*d, "description", diag))
+      p.description = *text;
+  }
+  out.params.push_back(std::move(p));
+}
+
+void BuildPlaceholder(const TextNode& key, const TextNode& node, RuleSet& out,
+                      Diagnostics& diag) {
+  PlaceholderDecl p;
+  p.name = key.scalar;
+  p.where = key.where;
+  const TextNode* type_node = &node;
+  const TextNode* values = nullptr;
+  if (!node.is_scalar()) {
+    Fields f(node, "placeholder \"" + p.name + "\"", {"type", "count", "values", "description"},
+             diag);
+    if (!f.ok())
+      return;
+    type_node = f.Get("type");
+    values = f.Get("values");
+    if (const TextNode* c = f.Get("count"))
+      p.count = ReadExpr(*c, "count", diag);
+    if (const TextNode* d = f.Get("description")) {
+      if (auto text = ReadText(*d, "description", diag))
+        p.description = *text;
+    }
+  }
+  const std::string type = type_node ? ReadText(*type_node, "type", diag).value_or("") : "int";
+  if (type == "ident") {
+    p.type.integer = false;
+  } else if (type != "int") {
+    if (type_node && type_node->is_scalar()) {
+      diag.Rule("unknown placeholder type \"" + type + "\" (int or ident)" +
+                    DidYouMean(type, {"int", "ident"}),
+                type_node->where);
+    }
+    return;
+  }
+  if (p.count && !p.type.integer)
+    diag.Rule("count applies to int placeholders only", p.count->where());
+  if (values) {
+    auto list = ReadTextList(*values, "values", diag);
+    if (p.type.integer)
+      diag.Rule("values applies to ident placeholders only", values->where);
+    else if (list)
+      p.type.values = *list;
+  }
+  out.placeholders.push_back(std::move(p));
+}
+
+std::optional<DTypeOverride> ReadDTypeChoice(const TextNode& node, Diagnostics& diag) {
+  auto text = ReadText(node, "dtype", diag);
+  if (!text)
+    return std::nullopt;
+  if (*text == "keep")
+    return DTypeOverride{};
+  if (auto d = DTypeFromUserName(*text)) {
+    if (!IsFloat(*d)) {
+      diag.Rule("dtype overrides take floating types only, not \"" + *text + "\"", node.where);
+      return std::nullopt;
+    }
+    return DTypeOverride{false, *d};
+  }
+  diag.Rule("unknown dtype \"" + *text + "\" (keep, F32, F16, BF16, F64)", node.where);
+  return std::nullopt;
+}
+
+void ReadRuleDType(const TextNode& node, Rule& rule, Diagnostics& diag) {
+  if (node.is_map()) {
+    Fields f(node, "dtype", {"hf", "ms"}, diag);
+    if (const TextNode* h = f.Get("hf"))
+      rule.dtype_hf = ReadDTypeChoice(*h, diag);
+    if (const TextNode* m = f.Get("ms"))
+      rule.dtype_ms = ReadDTypeChoice(*m, diag);
+    return;
+  }
+  rule.dtype_hf = rule.dtype_ms = ReadDTypeChoice(node, diag);
+}
+
+std::optional<TiedSpec> ReadTied(const TextNode& node, Diagnostics& diag) {
+  Fields f(node, "tied", {"to", "when"}, diag);
+  if (!f.ok())
+    return std::nullopt;
+  TiedSpec t;
+  t.where = node.where;
+  const TextNode* to = f.Get("to");
+  if (!to) {
+    diag.Rule("tied needs \"to\": the hf name of the tensor it equals", node.where);
+    return std::nullopt;
+  }
+  t.to = ReadText(*to, "tied.to", diag).value_or("");
+  if (const TextNode* w = f.Get("when"))
+    t.when = ReadExpr(*w, "tied.when", diag);
+  return t;
+}
+
+// A rule with a problem is reported and left out, so that later checks do not report the
+// same problem again in other words.
+void BuildRule(const TextNode& node, RuleSet& out, Diagnostics& diag) {
+  const size_t before = diag.errors.size();
+  Rule rule;
+  rule.where = node.where;
+  Fields f(node, "rule",
+           {"hf", "ms", "ops", "when", "optional", "drop", "tied", "dtype", "description"}, diag);
+  if (!f.ok())
+    return;
+  if (const TextNode* h = f.Get("hf"))
+    rule.hf = ReadPatterns(*h, "hf", diag).value_or(std::vector<NamePattern>{});
+  if (const TextNode* m = f.Get("ms"))
+    rule.ms = ReadPatterns(*m, "ms", diag).value_or(std::vector<NamePattern>{});
+  if (!f.Get("hf") && !f.Get("ms"))
+    diag.Rule("a rule needs hf: and ms: patterns (or one of them with drop: true)", node.where);
+  if (const TextNode* ops = f.Get("ops")) {
+    if (!ops->is_sequence()) {
+      diag.Rule("ops must be a list, not " + std::string(ops->KindName()), ops->where);
+    } else {
+      for (const TextNode& item : ops->items) {
+        if (auto op = BuildOp(item, diag))
+          rule.ops.push_back(std::move(*op));
+      }
+    }
+  }
+  if (const TextNode* w = f.Get("when"))
+    rule.when = ReadExpr(*w, "when", diag);
+  if (const TextNode* o = f.Get("optional"))
+    rule.optional = ReadExpr(*o, "optional", diag);
+  if (const TextNode* d = f.Get("drop"))
+    rule.drop = ReadBool(*d, "drop", diag).value_or(false);
+  if (const TextNode* t = f.Get("tied"))
+    rule.tied = ReadTied(*t, diag);
+  if (const TextNode* d = f.Get("dtype"))
+    ReadRuleDType(*d, rule, diag);
+  if (const TextNode* d = f.Get("description"))
+    rule.description = ReadText(*d, "description", diag).value_or("");
+  if (diag.errors.size() == before)
+    out.rules.push_back(std::move(rule));
+}
+
+void BuildHeader(const Fields& f, RuleFileParts& parts, Diagnostics& diag) {
+  RuleSet& rs = parts.rules;
+  if (const TextNode* n = f.Get("name"))
+    rs.name = ReadText(*n, "name", diag).value_or("");
+  if (const TextNode* d = f.Get("description")) {
+    rs.description = ReadText(*d, "description", diag).value_or("");
+    parts.has_description = true;
+  }
+  if (const TextNode* m = f.Get("models")) {
+    rs.models = ReadTextList(*m, "models", diag).value_or(std::vector<std::string>{});
+    parts.has_models = true;
+  }
+  if (const TextNode* l = f.Get("hf_layout")) {
+    Fields lf(*l, "hf_layout", {"container"}, diag);
+    if (const TextNode* c = lf.Get("container")) {
+      rs.hf_container = ReadText(*c, "container", diag).value_or("");
+      parts.has_container = true;
+    }
+  }
+  if (const TextNode* e = f.Get("extends")) {
+    parts.extends = ReadText(*e, "extends", diag).value_or("");
+    parts.extends_where = e->where;
+  }
+}
+
+}  // namespace
+
+RuleFileParts BuildRuleFile(const TextNode& root, Diagnostics& diag) {
+  RuleFileParts parts;
+  parts.rules.file = root.where.file;
+  const size_t before = diag.errors.size();
+  Fields f(root, "the rule file",
+           {"name", "description", "models", "hf_layout", "extends", "params", "placeholders",
+            "rules"},
+           diag);
+  if (!f.ok())
+    return parts;
+  BuildHeader(f, parts, diag);
+  if (!f.Get("name"))
+    diag.Rule("the rule file needs a name", root.where);
+  if (const TextNode* params = f.Get("params")) {
+    if (params->is_map()) {
+      for (const auto& [key, value] : params->entries)
+        BuildParam(key, value, parts.rules, diag);
+    } else if (params->kind != TextNode::Kind::kNull) {
+      diag.Rule("params must be a map, not " + std::string(params->KindName()), params->where);
+    }
+  }
+  if (const TextNode* ph = f.Get("placeholders")) {
+    if (ph->is_map()) {
+      for (const auto& [key, value] : ph->entries)
+        BuildPlaceholder(key, value, parts.rules, diag);
+    } else if (ph->kind != TextNode::Kind::kNull) {
+      diag.Rule("placeholders must be a map, not " + std::string(ph->KindName()), ph->where);
+    }
+  }
+  const TextNode* rules = f.Get("rules");
+  if (rules && rules->is_sequence()) {
+    for (const TextNode& item : rules->items)
+      BuildRule(item, parts.rules, diag);
+  } else if (rules) {
+    diag.Rule("rules must be a list, not " + std::string(rules->KindName()), rules->where);
+  } else if (parts.extends.empty() && diag.errors.size() == before) {
+    diag.Rule("the rule file has no rules", root.where);
+  }
+  return parts;
+}
+
+}  // namespace cw

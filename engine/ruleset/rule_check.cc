@@ -1,0 +1,341 @@
+// Structural checks of a loaded rule set: every name declared, every placeholder bound on both
+// sides (or gathered by a stack/unstack), op arity along each chain. Fills reverse_ops.
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "engine/ruleset/rule_build.h"
+#include "engine/ruleset/suggest.h"
+
+namespace cw {
+namespace {
+
+std::vector<std::string> Keys(const std::set<std::string>& s) { return {s.begin(), s.end()}; }
+
+void CheckNames(const Expr& e, const std::set<std::string>& allowed, const std::string& what,
+                Diagnostics& diag) {
+  for (const std::string& name : e.Names()) {
+    if (!allowed.count(name)) {
+      diag.Rule("unknown name \"" + name + "\" in " + what + " \"" + e.text() + "\"" +
+                    DidYouMean(name, Keys(allowed)),
+                e.where());
+    }
+  }
+}
+
+std::set<std::string> ParamNames(const RuleSet& rs) {
+  std::set<std::string> out;
+  for (const ParamDecl& p : rs.params)
+    out.insert(p.name);
+  return out;
+}
+
+void CheckParams(const RuleSet& rs, Diagnostics& diag) {
+  const std::set<std::string> params = ParamNames(rs);
+  std::map<std::string, const ParamDecl*> flags;
+  for (const ParamDecl& p : rs.params) {
+    if (p.default_value) {
+      CheckNames(*p.default_value, params, "the default of " + p.name, diag);
+      if (auto c = p.default_value->AsConstant(); c && c->type() != p.type) {
+        diag.Rule("the default of " + p.name + " is " + c->ToString() + ", not " +
+                      ValueTypeName(p.type),
+                  p.default_value->where());
+      }
+    }
+    if (!p.flag.empty() && !flags.emplace(p.flag, &p).second)
+      diag.Rule("flag \"" + p.flag + "\" is given to two parameters", p.where);
+  }
+  // A default that needs itself, directly or not, can never be resolved. Reported once, at the
+  // parameter where the cycle closes.
+  std::map<std::string, int> state;  // 1 = visiting, 2 = done
+  std::function<bool(const ParamDecl&)> visit = [&](const ParamDecl& p) {
+    int& s = state[p.name];
+    if (s == 2 || !p.default_value)
+      return true;
+    s = 1;
+    for (const std::string& n : p.default_value->Names()) {
+      const ParamDecl* q = rs.FindParam(n);
+      if (q && state[q->name] == 1) {
+        diag.Rule("the default of " + q->name + " depends on itself", q->where);
+        state[p.name] = 2;
+        return false;
+      }
+      if (q && !visit(*q)) {
+        state[p.name] = 2;
+        return false;
+      }
+    }
+    state[p.name] = 2;
+    return true;
+  };
+  for (const ParamDecl& p : rs.params)
+    visit(p);
+}
+
+// False when a pattern names an undeclared placeholder or parameter (then the binding checks
+// are skipped: they would only repeat the problem).
+bool CheckPatterns(const RuleSet& rs, const Rule& rule, Diagnostics& diag) {
+  const size_t before = diag.errors.size();
+  std::vector<std::string> declared;
+  for (const PlaceholderDecl& p : rs.placeholders)
+    declared.push_back(p.name);
+  const std::set<std::string> params = ParamNames(rs);
+  for (Side side : {Side::kHf, Side::kMs}) {
+    for (const NamePattern& pattern : rule.side(side)) {
+      for (const PatternSegment& s : pattern.segments()) {
+        const Location at = pattern.SegmentLocation(s);
+        if (s.kind == PatternSegment::Kind::kPlaceholder && !rs.FindPlaceholder(s.text)) {
+          diag.Rule("placeholder {" + s.text + "} is not declared under placeholders" +
+                        DidYouMean(s.text, declared),
+                    at);
+        } else if (s.kind == PatternSegment::Kind::kParam && !params.count(s.text)) {
+          diag.Rule("parameter ${" + s.text + "} is not declared under params" +
+                        DidYouMean(s.text, Keys(params)),
+                    at);
+        }
+      }
+    }
+  }
+  return diag.errors.size() == before;
+}
+
+std::set<std::string> RulePlaceholders(const Rule& rule) {
+  std::set<std::string> out;
+  for (Side side : {Side::kHf, Side::kMs}) {
+    for (const NamePattern& p : rule.side(side)) {
+      for (const std::string& n : p.placeholders())
+        out.insert(n);
+    }
+  }
+  return out;
+}
+
+void CheckExpressions(const RuleSet& rs, const Rule& rule, Diagnostics& diag) {
+  const std::set<std::string> params = ParamNames(rs);
+  std::set<std::string> with_placeholders = params;
+  for (const std::string& n : RulePlaceholders(rule))
+    with_placeholders.insert(n);
+  if (rule.when)
+    CheckNames(*rule.when, with_placeholders, "when", diag);
+  if (rule.optional)
+    CheckNames(*rule.optional, params, "optional", diag);
+  if (rule.tied && rule.tied->when)
+    CheckNames(*rule.tied->when, params, "tied.when", diag);
+  for (const OpSpec& op : rule.ops) {
+    const std::string what = std::string(OpKindName(op.kind));
+    if (op.when)
+      CheckNames(*op.when, params, what + " when", diag);
+    std::vector<const Expr*> sized;
+    for (const auto* list : {&op.sizes, &op.from_shape, &op.to_shape, &op.heads}) {
+      for (const Expr& e : *list)
+        sized.push_back(&e);
+    }
+    for (const auto* o : {&op.groups, &op.from_size, &op.to_size}) {
+      if (*o)
+        sized.push_back(&**o);
+    }
+    for (const Expr* e : sized)
+      CheckNames(*e, with_placeholders, what, diag);
+  }
+}
+
+// The tensor list along the chain: one entry per list position, naming the placeholder whose
+// values it holds (a run of tensors, one per value) or "" for a single tensor.
+using Slots = std::vector<std::string>;
+
+std::string SlotOver(const NamePattern& p, const std::set<std::string>& overs,
+                     Diagnostics& diag) {
+  std::string found;
+  for (const std::string& n : p.placeholders()) {
+    if (!overs.count(n))
+      continue;
+    if (!found.empty())
+      diag.Rule("pattern gathers both {" + found + "} and {" + n + "}; stack one at a time",
+                p.where());
+    found = n;
+  }
+  return found;
+}
+
+// Applies one op to the slot list; false (with a problem reported) when the op does not fit.
+bool StepSlots(const OpSpec& op, Slots& slots, Diagnostics& diag) {
+  const std::string name = OpKindName(op.kind);
+  auto fail = [&](const std::string& m) {
+    diag.Rule(name + ": " + m, op.where);
+    return false;
+  };
+  const size_t n = slots.size();
+  const bool any_gathered =
+      std::any_of(slots.begin(), slots.end(), [](const std::string& s) { return !s.empty(); });
+  if (IsPerTensor(op.kind)) {
+    std::set<int> seen;
+    for (int t : op.tensors) {
+      if (t < 0 || static_cast<size_t>(t) >= n || !seen.insert(t).second)
+        return fail("tensors lists " + std::to_string(t) + " but the list has " +
+                    std::to_string(n) + " entries (0-based, each once)");
+    }
+    const size_t selected = op.tensors.empty() ? n : op.tensors.size();
+    if (op.heads.size() > 1 && op.heads.size() != selected)
+      return fail("heads lists " + std::to_string(op.heads.size()) + " counts for " +
+                  std::to_string(selected) + " tensors");
+    return true;
+  }
+  switch (op.kind) {
+    case OpKind::kConcat:
+    case OpKind::kInterleave:
+      if (any_gathered)
+        return fail("stack the gathered tensors first");
+      if (!op.sizes.empty() && op.sizes.size() != n)
+        return fail("gives " + std::to_string(op.sizes.size()) + " sizes for " +
+                    std::to_string(n) + " tensors");
+      slots.assign(1, "");
+      return true;
+    case OpKind::kSplit:
+    case OpKind::kDeinterleave:
+      if (n != 1 || any_gathered)
+        return fail("needs exactly one tensor, the list has " + std::to_string(n));
+      slots.assign(op.parts ? static_cast<size_t>(*op.parts) : op.sizes.size(), "");
+      return true;
+    case OpKind::kStack: {
+      bool found = false;
+      for (std::string& s : slots) {
+        if (s == op.over) {
+          s.clear();
+          found = true;
+        }
+      }
+      return found || fail("no tensor in the list runs over {" + op.over + "}");
+    }
+    case OpKind::kUnstack:
+      if (any_gathered)
+        return fail("the list already holds gathered tensors");
+      for (std::string& s : slots)
+        s = op.over;
+      return true;
+    default:
+      return true;
+  }
+}
+
+// Checks that the forward chain turns the hf list into the ms list; returns the list length
+// before each op (for InverseOp).
+std::optional<std::vector<int>> SimulateChain(const RuleSet& rs, const Rule& rule,
+                                              Diagnostics& diag) {
+  std::set<std::string> overs;
+  for (const OpSpec& op : rule.ops) {
+    if (op.kind != OpKind::kStack && op.kind != OpKind::kUnstack)
+      continue;
+    const PlaceholderDecl* p = rs.FindPlaceholder(op.over);
+    if (!p || !p->type.integer) {
+      diag.Rule(std::string(OpKindName(op.kind)) + " over {" + op.over +
+                    "}: it must be a declared int placeholder",
+                op.where);
+      return std::nullopt;
+    }
+    overs.insert(op.over);
+  }
+  Slots slots;
+  for (const NamePattern& p : rule.hf)
+    slots.push_back(SlotOver(p, overs, diag));
+  std::vector<int> inputs;
+  for (const OpSpec& op : rule.ops) {
+    inputs.push_back(static_cast<int>(slots.size()));
+    if (!StepSlots(op, slots, diag))
+      return std::nullopt;
+  }
+  if (slots.size() != rule.ms.size()) {
+    diag.Rule("the ops turn " + std::to_string(rule.hf.size()) + " hf tensor(s) into " +
+                  std::to_string(slots.size()) + " but ms names " +
+                  std::to_string(rule.ms.size()),
+              rule.where);
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const std::string want = SlotOver(rule.ms[i], overs, diag);
+    if (want != slots[i]) {
+      diag.Rule("ms pattern \"" + rule.ms[i].text() + "\" " +
+                    (want.empty() ? "names one tensor" : "runs over {" + want + "}") +
+                    " but the ops give " +
+                    (slots[i].empty() ? "one tensor" : "a tensor per {" + slots[i] + "}"),
+                rule.ms[i].where());
+    }
+  }
+  return inputs;
+}
+
+void CheckBinding(const Rule& rule, Diagnostics& diag) {
+  std::set<std::string> overs;
+  for (const OpSpec& op : rule.ops) {
+    if (op.kind == OpKind::kStack || op.kind == OpKind::kUnstack)
+      overs.insert(op.over);
+  }
+  for (const std::string& name : RulePlaceholders(rule)) {
+    if (overs.count(name))
+      continue;
+    for (Side side : {Side::kHf, Side::kMs}) {
+      for (const NamePattern& p : rule.side(side)) {
+        if (p.has_placeholder(name))
+          continue;
+        const Side other = side == Side::kHf ? Side::kMs : Side::kHf;
+        const bool on_other = std::any_of(rule.side(other).begin(), rule.side(other).end(),
+                                          [&](const NamePattern& q) { return q.has_placeholder(name); });
+        diag.Rule("placeholder {" + name + "} is bound on the " + SideName(other) +
+                      " side only; pattern \"" + p.text() + "\" must use it too" +
+                      (on_other ? " (or stack/unstack over it)" : ""),
+                  p.where());
+      }
+    }
+  }
+}
+
+void CheckShape(const RuleSet& rs, Rule& rule, Diagnostics& diag) {
+  const bool one_sided = rule.hf.empty() != rule.ms.empty();
+  if (rule.drop) {
+    if (!one_sided)
+      diag.Rule("a drop rule names one side only (hf: to drop forward, ms: to drop in reverse)",
+                rule.where);
+    if (!rule.ops.empty() || rule.tied)
+      diag.Rule("a drop rule takes no ops and no tied", rule.where);
+    return;
+  }
+  if (rule.tied) {
+    if (rule.hf.size() != 1 || rule.ms.size() > 1 || !rule.ops.empty())
+      diag.Rule("a tied rule maps one hf name to at most one ms name, without ops", rule.where);
+    else if (!rule.hf[0].placeholders().empty())
+      diag.Rule("a tied rule names one tensor: no placeholders", rule.hf[0].where());
+    return;
+  }
+  if (one_sided) {
+    diag.Rule(std::string("this rule has no ") + (rule.hf.empty() ? "hf" : "ms") +
+                  " side: add it, or say drop: true",
+              rule.where);
+    return;
+  }
+  CheckBinding(rule, diag);
+  const auto inputs = SimulateChain(rs, rule, diag);
+  if (!inputs)
+    return;
+  rule.reverse_ops.clear();
+  for (size_t i = rule.ops.size(); i-- > 0;)
+    rule.reverse_ops.push_back(InverseOp(rule.ops[i], (*inputs)[i]));
+}
+
+}  // namespace
+
+void CheckRuleSet(RuleSet& rs, Diagnostics& diag) {
+  CheckParams(rs, diag);
+  const std::set<std::string> params = ParamNames(rs);
+  for (const PlaceholderDecl& p : rs.placeholders) {
+    if (p.count)
+      CheckNames(*p.count, params, "the count of {" + p.name + "}", diag);
+  }
+  for (Rule& rule : rs.rules) {
+    const bool declared = CheckPatterns(rs, rule, diag);
+    CheckExpressions(rs, rule, diag);
+    if (declared)
+      CheckShape(rs, rule, diag);
+  }
+}
+
+}  // namespace cw

@@ -1,0 +1,263 @@
+#include "engine/ruleset/rule_lint.h"
+
+#include <algorithm>
+#include <set>
+
+#include "engine/ruleset/rule_file.h"
+
+namespace cw {
+namespace {
+
+// Parameters that can be enumerated when deciding whether two conditions can hold together.
+struct Scenario {
+  std::vector<std::pair<std::string, std::vector<Value>>> choices;
+};
+
+constexpr size_t kMaxScenarioParams = 10;
+
+// A parameter's text in patterns, as far as lint can know it: its constant default or "".
+std::map<std::string, std::string> SampleParamText(const RuleSet& rs) {
+  std::map<std::string, std::string> out;
+  for (const ParamDecl& p : rs.params) {
+    auto c = p.default_value ? p.default_value->AsConstant() : std::nullopt;
+    out[p.name] = c ? c->ToText() : "";
+  }
+  return out;
+}
+
+// Sample names a pattern can match: placeholders take a few typical values each.
+std::vector<std::pair<std::string, Bindings>> Samples(const RuleSet& rs, const NamePattern& p,
+                                                      const std::map<std::string, std::string>&
+                                                          params) {
+  std::vector<Bindings> bindings(1);
+  for (const std::string& name : p.placeholders()) {
+    const PlaceholderDecl* d = rs.FindPlaceholder(name);
+    std::vector<Value> values;
+    if (d && !d->type.integer) {
+      for (const std::string& v : d->type.values)
+        values.push_back(Value::String(v));
+      if (values.empty())
+        values.push_back(Value::String("x"));
+    } else {
+      values = {Value::Int(0), Value::Int(1), Value::Int(11)};
+    }
+    std::vector<Bindings> next;
+    for (const Bindings& b : bindings) {
+      for (const Value& v : values) {
+        Bindings e = b;
+        e[name] = v;
+        next.push_back(std::move(e));
+      }
+    }
+    bindings = std::move(next);
+  }
+  std::vector<std::pair<std::string, Bindings>> out;
+  for (Bindings& b : bindings)
+    out.emplace_back(p.Instantiate(b, params), std::move(b));
+  return out;
+}
+
+class OverlapCheck {
+ public:
+  explicit OverlapCheck(const RuleSet& rs)
+      : rs_(rs), params_(SampleParamText(rs)), types_(rs.PlaceholderTypes()) {
+    // Integer parameters without a constant default get a typical value, so that counts and
+    // conditions such as `layer >= layers` can be decided.
+    for (const ParamDecl& p : rs.params) {
+      auto c = p.default_value ? p.default_value->AsConstant() : std::nullopt;
+      if (c)
+        samples_[p.name] = *c;
+      else if (p.type == ValueType::kInt)
+        samples_[p.name] = Value::Int(4);
+    }
+  }
+
+  void Run(Side side, std::vector<Error>& out) {
+    std::vector<std::vector<std::optional<PatternMatcher>>> matchers;
+    for (const Rule& r : rs_.rules) {
+      matchers.emplace_back();
+      for (const NamePattern& p : r.side(side)) {
+        auto m = PatternMatcher::Compile(p, types_, params_);
+        matchers.back().push_back(m.ok() ? std::optional(std::move(m).value()) : std::nullopt);
+      }
+    }
+    std::set<std::pair<size_t, size_t>> reported;
+    for (size_t a = 0; a < rs_.rules.size(); ++a) {
+      for (const NamePattern& p : rs_.rules[a].side(side)) {
+        for (const auto& [name, bound] : Samples(rs_, p, params_)) {
+          if (!InDomain(bound))
+            continue;
+          for (size_t b = 0; b < rs_.rules.size(); ++b) {
+            const auto key = std::minmax(a, b);
+            if (b == a || reported.count(key))
+              continue;
+            for (const auto& m : matchers[b]) {
+              Bindings other;
+              if (!m || !m->Match(name, &other) || !InDomain(other) ||
+                  !CanBothApply(a, bound, b, other))
+                continue;
+              reported.insert(key);
+              out.push_back(Finding(side, key.first, key.second, name));
+              break;
+            }
+          }
+        }
+      }
+    }
+  }
+
+ private:
+  Error Finding(Side side, size_t a, size_t b, const std::string& name) const {
+    const Rule& ra = rs_.rules[a];
+    const Rule& rb = rs_.rules[b];
+    const std::string what =
+        side == Side::kHf ? "overlapping hf patterns: rules " : "duplicate ms outputs: rules ";
+    return Error(ErrorCode::kRuleInvalid,
+                 what + ra.LabelIn(rb.where.file) + " and " + rb.LabelIn(rb.where.file) +
+                     " both match \"" + name +
+                     "\" (make their when conditions exclusive, or their patterns distinct)",
+                 rb.where);
+  }
+
+  // The bool and string-with-values parameters the two conditions read.
+  Scenario ScenarioFor(const Rule& a, const Rule& b) const {
+    std::set<std::string> names;
+    for (const Rule* r : {&a, &b}) {
+      if (r->when) {
+        for (const std::string& n : r->when->Names())
+          names.insert(n);
+      }
+    }
+    Scenario s;
+    for (const std::string& n : names) {
+      const ParamDecl* p = rs_.FindParam(n);
+      if (!p || s.choices.size() >= kMaxScenarioParams)
+        continue;
+      if (p->type == ValueType::kBool)
+        s.choices.push_back({n, {Value::Bool(false), Value::Bool(true)}});
+      else if (p->type == ValueType::kString && !p->allowed.empty())
+        s.choices.push_back({n, p->allowed});
+    }
+    return s;
+  }
+
+  NameLookup Lookup(const Bindings& bound, const std::map<std::string, Value>& scenario) const {
+    return [&bound, &scenario, this](const std::string& n) -> Result<std::optional<Value>> {
+      for (const auto* m : {&bound, &scenario, &samples_}) {
+        if (auto it = m->find(n); it != m->end())
+          return std::optional(it->second);
+      }
+      return Error(ErrorCode::kRuleInvalid, "unknown in lint");
+    };
+  }
+
+  // False when a placeholder value is outside its declared count (for the sample parameters).
+  bool InDomain(const Bindings& bound) const {
+    const std::map<std::string, Value> none;
+    for (const auto& [name, value] : bound) {
+      const PlaceholderDecl* d = rs_.FindPlaceholder(name);
+      if (!d || !d->count || value.type() != ValueType::kInt)
+        continue;
+      auto count = d->count->EvaluateInt(Lookup(bound, none), "count");
+      if (count.ok() && value.as_int() >= *count)
+        return false;
+    }
+    return true;
+  }
+
+  // Unknowable conditions count as "may hold".
+  bool MayHold(const Rule& r, const Bindings& bound,
+               const std::map<std::string, Value>& scenario) const {
+    if (!r.when)
+      return true;
+    auto v = r.when->EvaluateBool(Lookup(bound, scenario), "when");
+    return !v.ok() || *v;
+  }
+
+  bool CanBothApply(size_t a, const Bindings& ba, size_t b, const Bindings& bb) const {
+    const Scenario s = ScenarioFor(rs_.rules[a], rs_.rules[b]);
+    std::vector<size_t> index(s.choices.size(), 0);
+    while (true) {
+      std::map<std::string, Value> scenario;
+      for (size_t i = 0; i < s.choices.size(); ++i)
+        scenario[s.choices[i].first] = s.choices[i].second[index[i]];
+      if (MayHold(rs_.rules[a], ba, scenario) && MayHold(rs_.rules[b], bb, scenario))
+        return true;
+      size_t i = 0;
+      while (i < index.size() && ++index[i] == s.choices[i].second.size())
+        index[i++] = 0;
+      if (i == index.size())
+        return false;
+    }
+  }
+
+  const RuleSet& rs_;
+  std::map<std::string, std::string> params_;
+  std::map<std::string, PlaceholderType> types_;
+  std::map<std::string, Value> samples_;
+};
+
+void CheckTied(const RuleSet& rs, std::vector<Error>& out) {
+  const auto params = SampleParamText(rs);
+  const auto types = rs.PlaceholderTypes();
+  for (const Rule& r : rs.rules) {
+    if (!r.tied)
+      continue;
+    bool found = false;
+    for (const Rule& t : rs.rules) {
+      if (t.tied || t.drop || t.hf.size() != 1 || t.ms.size() != 1 || !t.ops.empty())
+        continue;
+      auto m = PatternMatcher::Compile(t.hf[0], types, params);
+      Bindings b;
+      found = found || (m.ok() && m->Match(r.tied->to, &b));
+    }
+    if (!found) {
+      out.emplace_back(ErrorCode::kRuleInvalid,
+                       "tied.to \"" + r.tied->to +
+                           "\" is not converted by any one-to-one rule without ops",
+                       r.tied->where);
+    }
+  }
+}
+
+void CheckRopeHeads(const RuleSet& rs, std::vector<Error>& out) {
+  for (const Rule& r : rs.rules) {
+    size_t list = r.hf.size();
+    for (const OpSpec& op : r.ops) {
+      const bool rope = op.kind == OpKind::kRopeInterleave || op.kind == OpKind::kRopeDeinterleave;
+      const size_t selected = op.tensors.empty() ? list : op.tensors.size();
+      if (rope && selected > 1 && op.heads.size() == 1) {
+        out.emplace_back(ErrorCode::kRuleInvalid,
+                         std::string(OpKindName(op.kind)) + " applies one head count (\"" +
+                             op.heads[0].text() + "\") to " + std::to_string(selected) +
+                             " tensors; give one per tensor (k uses the KV head count)",
+                         op.where);
+      }
+      if (op.kind == OpKind::kConcat || op.kind == OpKind::kInterleave)
+        list = 1;
+      else if (op.kind == OpKind::kSplit || op.kind == OpKind::kDeinterleave)
+        list = op.parts ? static_cast<size_t>(*op.parts) : op.sizes.size();
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<Error> LintRuleSet(const RuleSet& rules) {
+  std::vector<Error> out;
+  OverlapCheck overlap(rules);
+  overlap.Run(Side::kHf, out);
+  overlap.Run(Side::kMs, out);
+  CheckTied(rules, out);
+  CheckRopeHeads(rules, out);
+  return out;
+}
+
+std::vector<Error> LintRuleFile(const std::filesystem::path& path) {
+  RuleLoad load = ParseRuleFile(path);
+  if (!load.errors.empty())
+    return std::move(load.errors);
+  return LintRuleSet(*load.rules);
+}
+
+}  // namespace cw

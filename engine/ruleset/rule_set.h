@@ -1,0 +1,161 @@
+// A rule file, loaded: plain data describing how tensor names and tensors map between the two
+// sides of a conversion. docs/rules.md is the reference of the language; this header is its
+// in-memory form.
+//
+// The two sides are `hf` (HuggingFace / PyTorch names) and `ms` (MindSpore names). Forward is
+// hf -> ms. Every rule is written in the forward direction; the reverse direction uses the same
+// rule with the sides swapped and the op chain inverted and reversed (`reverse_ops`, computed when
+// the file is loaded). Nothing here depends on a checkpoint: sizes are expressions evaluated by
+// the planner against parameters.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cw/error.h"
+#include "engine/ruleset/expression.h"
+#include "engine/ruleset/pattern.h"
+#include "engine/tensor/dtype.h"
+
+namespace cw {
+
+enum class Side { kHf, kMs };
+enum class Direction { kForward, kReverse };  // forward = hf -> ms
+
+const char* SideName(Side side);  // "hf", "ms"
+const char* DirectionName(Direction direction);  // "forward", "reverse"
+inline Side SourceSide(Direction d) { return d == Direction::kForward ? Side::kHf : Side::kMs; }
+inline Side TargetSide(Direction d) { return d == Direction::kForward ? Side::kMs : Side::kHf; }
+
+// `params:` entry. A value comes from --set (or the named seed flag), else from the first
+// `config_keys` entry present in config.json (top level, then under text_config), else from
+// `default_value`. Resolved lazily: only parameters something needs are looked up.
+struct ParamDecl {
+  std::string name;
+  ValueType type = ValueType::kInt;
+  std::vector<std::string> config_keys;
+  std::optional<Expr> default_value;  // a constant or an expression over other parameters
+  std::string flag;                   // seed CLI flag that sets it ("layers"); empty if none
+  std::vector<Value> allowed;         // allowed values; empty = any value of the type
+  std::string description;
+  Location where;
+};
+
+// `placeholders:` entry.
+struct PlaceholderDecl {
+  std::string name;
+  PlaceholderType type;
+  // Integers only: when set, every value 0..count-1 must be present for each non-optional rule
+  // using the placeholder, and values outside that range do not match.
+  std::optional<Expr> count;
+  std::string description;
+  Location where;
+};
+
+enum class OpKind {
+  kTranspose,         // swap two axes (per tensor)
+  kPermute,           // permute axes (per tensor)
+  kReshape,           // from shape -> to shape (per tensor)
+  kConcat,            // N tensors -> 1 along an axis
+  kSplit,             // 1 tensor -> N along an axis
+  kStack,             // the values of a placeholder -> 1 tensor with a new axis
+  kUnstack,           // inverse of stack
+  kInterleave,        // N tensors -> 1, chunk by chunk in `groups` groups along an axis
+  kDeinterleave,      // inverse of interleave
+  kRopeInterleave,    // per head: [half0; half1] rows -> pairs (llama.cpp permute)
+  kRopeDeinterleave,  // per head: pairs -> halves (glm3 rearrange: evens, then odds)
+  kPad,               // grow an axis with zeros (per tensor)
+  kTruncate,          // keep the first rows of an axis (per tensor; drops data)
+};
+
+const char* OpKindName(OpKind kind);  // the YAML key: "transpose", "rope_interleave", ...
+// True for ops applied to each selected tensor of the list independently.
+bool IsPerTensor(OpKind kind);
+
+// One op of a rule's chain, with sizes as expressions. Which fields are used depends on `kind`.
+struct OpSpec {
+  OpKind kind = OpKind::kTranspose;
+  Location where;
+  int axis = 0;                     // negative counts from the end
+  std::vector<int> perm;            // permute; transpose: the two axes
+  std::vector<Expr> sizes;          // concat/split sizes; (de)interleave per-group chunk sizes
+  std::optional<int> parts;         // split/deinterleave: number of equal parts
+  bool equal = false;               // concat/interleave: inputs declared equal in size
+  std::optional<Expr> groups;       // (de)interleave
+  std::vector<Expr> from_shape;     // reshape (one entry may evaluate to -1)
+  std::vector<Expr> to_shape;       // reshape
+  std::string over;                 // stack/unstack: the placeholder
+  std::vector<Expr> heads;          // rope: one for all tensors, or one per selected tensor
+  std::optional<Expr> from_size;    // pad/truncate: axis length before
+  std::optional<Expr> to_size;      // pad/truncate: axis length after
+  std::vector<int> tensors;         // per-tensor ops: indices into the list (empty = all)
+  std::optional<Expr> when;         // the op runs only when this holds (parameters only)
+};
+
+// The exact inverse of `op`. `inputs` is the number of tensors in the list before `op` runs
+// forward (it sizes the inverse of an equal concat or interleave).
+OpSpec InverseOp(const OpSpec& op, int inputs);
+
+// A dtype choice for the tensors a rule writes on one side.
+struct DTypeOverride {
+  bool keep = true;            // keep the source dtype even when a cast is requested
+  DType dtype = DType::kF32;   // when !keep: write this dtype (floating tensors only)
+};
+
+// `tied:` — the rule's hf tensor may be absent because it equals another tensor (`to`, an hf
+// name converted by a one-to-one rule). Forward, an absent tensor is emitted as a copy of the
+// converted `to`; reverse, the tensor is checked equal to it and omitted. With no target side
+// the tensor is only checked equal and dropped.
+struct TiedSpec {
+  std::string to;
+  std::optional<Expr> when;  // parameters only; absent = always
+  Location where;
+};
+
+struct Rule {
+  Location where;                      // the rule's "- " in the file
+  std::vector<NamePattern> hf;         // inputs forward, in list order
+  std::vector<NamePattern> ms;         // outputs forward, in list order
+  std::vector<OpSpec> ops;             // forward chain
+  std::vector<OpSpec> reverse_ops;     // filled at load: inverted and reversed
+  std::optional<Expr> when;            // parameters and placeholders
+  std::optional<Expr> optional;        // parameters only; true = may match nothing
+  bool drop = false;                   // one-sided rule: matched tensors are dropped
+  std::optional<TiedSpec> tied;
+  std::optional<DTypeOverride> dtype_hf;  // dtype of tensors written on the hf side (reverse)
+  std::optional<DTypeOverride> dtype_ms;  // dtype of tensors written on the ms side (forward)
+  std::string description;
+
+  const std::vector<NamePattern>& side(Side s) const { return s == Side::kHf ? hf : ms; }
+  const std::vector<OpSpec>& chain(Direction d) const {
+    return d == Direction::kForward ? ops : reverse_ops;
+  }
+  const std::optional<DTypeOverride>& dtype_for(Side written) const {
+    return written == Side::kHf ? dtype_hf : dtype_ms;
+  }
+  // "rules/llama.yaml:12:5"
+  std::string Label() const;
+  // "12:5" when the rule is in `file`, else Label(): for messages located in `file`.
+  std::string LabelIn(const std::string& file) const;
+};
+
+struct RuleSet {
+  std::string file;                // the file loaded (first of `sources`)
+  std::vector<std::string> sources;  // that file and every file it extends
+  std::string name;
+  std::string description;
+  std::vector<std::string> models;  // model keys and aliases served
+  std::string hf_container;         // hf_layout.container: top-level key nesting the tensors
+  std::vector<ParamDecl> params;
+  std::vector<PlaceholderDecl> placeholders;
+  std::vector<Rule> rules;
+
+  const ParamDecl* FindParam(const std::string& name) const;
+  const ParamDecl* FindParamByFlag(const std::string& flag) const;
+  const PlaceholderDecl* FindPlaceholder(const std::string& name) const;
+  // Placeholder types by name, as PatternMatcher::Compile wants them.
+  std::map<std::string, PlaceholderType> PlaceholderTypes() const;
+};
+
+}  // namespace cw

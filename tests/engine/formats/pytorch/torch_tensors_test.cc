@@ -1,0 +1,179 @@
+#include "engine/formats/pytorch/torch_tensors.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include <doctest/doctest.h>
+
+#include "engine/formats/pytorch/pytorch_reader.h"
+#include "tests/support/test_files.h"
+
+namespace cw::pytorch {
+namespace {
+
+std::vector<int16_t> Copy(const Shape& shape, const std::vector<uint64_t>& stride, uint64_t offset,
+                          const std::vector<int16_t>& storage) {
+  TensorInfo info{"t", DType::kI16, shape, *ByteSize(DType::kI16, shape)};
+  const TensorLayout layout{std::as_bytes(std::span(storage)), 0, offset, stride, false};
+  std::vector<int16_t> out(*ElementCount(shape));
+  CopyStrided(info, layout, std::as_writable_bytes(std::span(out)));
+  return out;
+}
+
+// Makes torch files with views of every kind, then writes what torch.load sees in each file
+// (given and made): one line per tensor, "path name dtype shape blob" with the C-order bytes.
+constexpr const char* kScript = R"(
+import collections, os, sys, torch
+out, inputs = sys.argv[1], sys.argv[2:]
+gen = os.path.join(out, 'gen')
+os.makedirs(gen)
+base = torch.arange(24, dtype=torch.float32)
+sd = collections.OrderedDict()
+sd['expanded'] = torch.arange(3.0).expand(4, 3)
+sd['fortran'] = torch.arange(6.0).reshape(2, 3).t().contiguous().t()
+sd['permuted'] = torch.arange(24, dtype=torch.int16).reshape(2, 3, 4).permute(2, 0, 1)
+sd['sliced'] = base.reshape(4, 6)[1:3, ::2]
+sd['column'] = torch.arange(10, dtype=torch.float64).reshape(5, 2)[:, 1]
+sd['element'] = base[5]
+sd['bf16_t'] = torch.arange(12, dtype=torch.bfloat16).reshape(3, 4).t()
+sd['size1'] = base.reshape(24, 1)[3:5]
+sd['param'] = torch.nn.Parameter(torch.ones(2, 2))
+sd['base'] = base
+files = []
+def save(name, obj, **kw):
+    path = os.path.join(gen, name)
+    torch.save(obj, path, **kw)
+    files.append(path)
+save('views.pt', sd)
+save('views_p4.pt', sd, pickle_protocol=4)
+save('views_legacy.pt', sd, _use_new_zipfile_serialization=False)
+save('nested.pt', {'model': {'layer': {0: {'w': torch.ones(2)}}, 'b': torch.zeros(1, dtype=torch.int8)},
+                   'epoch': 3, 'args': [1, 2], 'opt': {'state': {}, 'param_groups': [{'lr': 0.1}]}})
+save('many.pt', collections.OrderedDict((f'w{i}', torch.full((2,), float(i))) for i in range(1100)))
+def flatten(obj, prefix, found):
+    for k, v in obj.items():
+        name = prefix + '.' + str(k) if prefix else str(k)
+        if isinstance(v, dict) and v:
+            flatten(v, name, found)
+        elif isinstance(v, torch.Tensor):
+            found.append((name, v))
+with open(os.path.join(out, 'manifest.tsv'), 'w') as manifest:
+    for i, path in enumerate(inputs + files):
+        found = []
+        flatten(torch.load(path, map_location='cpu'), '', found)
+        for j, (name, t) in enumerate(found):
+            blob = os.path.join(out, f'{i}_{j}.bin')
+            with open(blob, 'wb') as f:
+                f.write(t.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            shape = ','.join(str(s) for s in t.shape)
+            manifest.write(f'{path}\t{name}\t{str(t.dtype)[6:]}\t{shape}\t{blob}\n')
+)";
+
+constexpr const char* kPython = "/usr/bin/python3";
+
+bool HaveTorch() {
+  return std::filesystem::exists(kPython) &&
+         std::system((std::string(kPython) + " -c 'import torch' 2>/dev/null").c_str()) == 0;
+}
+
+struct Expected {
+  std::string name;
+  std::string dtype;
+  std::string shape;
+  std::string blob;
+};
+
+std::string ShapeText(const Shape& shape) {
+  std::string text;
+  for (size_t i = 0; i < shape.size(); ++i)
+    text += (i ? "," : "") + std::to_string(shape[i]);
+  return text;
+}
+
+void CompareWithTorch(const std::string& path, const std::vector<Expected>& expected) {
+  CAPTURE(path);
+  auto file = MappedFile::Open(path);
+  REQUIRE(file.ok());
+  auto reader = OpenReader(std::move(file).value());
+  if (!reader.ok())
+    FAIL(reader.error().ToString());
+  const std::vector<TensorInfo>& tensors = (*reader)->tensors();
+  REQUIRE(tensors.size() == expected.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    CAPTURE(expected[i].name);
+    CHECK(tensors[i].name == expected[i].name);
+    CHECK(Info(tensors[i].dtype).torch == expected[i].dtype);
+    CHECK(ShapeText(tensors[i].shape) == expected[i].shape);
+    auto data = (*reader)->Read(i);
+    REQUIRE(data.ok());
+    CHECK(std::string(AsChars(data->bytes())) == test::ReadFile(expected[i].blob));
+  }
+}
+
+TEST_SUITE("formats.pytorch.torch_tensors") {
+  TEST_CASE("copies a permuted 3-d tensor into C order") {
+    std::vector<int16_t> storage(24);
+    for (int16_t i = 0; i < 24; ++i)
+      storage[static_cast<size_t>(i)] = i;
+    // arange(24).reshape(2, 3, 4).permute(2, 0, 1): shape (4, 2, 3), stride (1, 12, 4).
+    const std::vector<int16_t> got = Copy({4, 2, 3}, {1, 12, 4}, 0, storage);
+    CHECK(got == std::vector<int16_t>{0, 4, 8,  12, 16, 20, 1, 5, 9,  13, 17, 21,
+                                      2, 6, 10, 14, 18, 22, 3, 7, 11, 15, 19, 23});
+  }
+
+  TEST_CASE("copies a 0-dim element, rows with stride 0 and an offset view") {
+    const std::vector<int16_t> storage = {10, 11, 12, 13, 14, 15};
+    CHECK(Copy({}, {}, 4, storage) == std::vector<int16_t>{14});
+    CHECK(Copy({2, 3}, {0, 1}, 1, storage) == std::vector<int16_t>{11, 12, 13, 11, 12, 13});
+    CHECK(Copy({2, 2}, {2, 2}, 1, storage) == std::vector<int16_t>{11, 13, 13, 15});
+  }
+
+  TEST_CASE("reads every file exactly as torch.load does, views of all kinds included") {
+    if (!HaveTorch()) {
+      MESSAGE("skipped: " << kPython << " cannot import torch");
+      return;
+    }
+    std::vector<std::string> inputs;
+    for (const char* dir :
+         {"testdata/external/torch", "testdata/external/torch/tiny_llama_fp32_tied",
+          "testdata/external/torch/tiny_llama_bf16_sharded",
+          "testdata/external/hf/burn_pytorch_reader_tests"}) {
+      for (const std::string& name : test::ListFolder(test::SharedPath(dir))) {
+        if (name.ends_with(".pt") || name.ends_with(".bin"))
+          inputs.push_back(test::SharedPath(dir).string() + "/" + name);
+      }
+    }
+    test::TempDir dir;
+    test::WriteFile(dir / "expect.py", kScript);
+    std::string command =
+        std::string(kPython) + " " + (dir / "expect.py").string() + " " + dir.path().string();
+    for (const std::string& input : inputs)
+      command += " " + input;
+    REQUIRE(std::system(command.c_str()) == 0);
+    std::map<std::string, std::vector<Expected>> by_file;
+    std::vector<std::string> order;
+    std::istringstream manifest(test::ReadFile(dir / "manifest.tsv"));
+    for (std::string line; std::getline(manifest, line);) {
+      std::istringstream fields(line);
+      std::string path;
+      Expected e;
+      std::getline(fields, path, '\t');
+      std::getline(fields, e.name, '\t');
+      std::getline(fields, e.dtype, '\t');
+      std::getline(fields, e.shape, '\t');
+      std::getline(fields, e.blob, '\t');
+      if (!by_file.contains(path))
+        order.push_back(path);
+      by_file[path].push_back(e);
+    }
+    CHECK(order.size() == inputs.size() + 5);
+    for (const std::string& path : order)
+      CompareWithTorch(path, by_file[path]);
+  }
+}
+
+}  // namespace
+}  // namespace cw::pytorch

@@ -1,0 +1,325 @@
+#include "engine/plan/planner.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "engine/ruleset/rule_file.h"
+#include "tests/support/inventory_builder.h"
+#include "tests/support/test_files.h"
+
+namespace cw {
+namespace {
+
+RuleSet Rules(const std::string& file) {
+  auto r = LoadRuleFile(test::SourcePath("rules/" + file));
+  if (!r.ok())
+    FAIL(r.error().ToString());
+  return std::move(r).value();
+}
+
+Plan PlanOrFail(const RuleSet& rules, const std::vector<TensorInfo>& inventory,
+                const PlanOptions& options) {
+  auto plan = MakePlan(rules, inventory, options);
+  if (!plan.ok())
+    FAIL(plan.error().ToString());
+  return std::move(plan).value();
+}
+
+// Forward, then reverse on the forward outputs; returns the reverse outputs.
+std::vector<TensorInfo> RoundTrip(const RuleSet& rules, const std::vector<TensorInfo>& inventory,
+                                  PlanOptions options) {
+  options.direction = Direction::kForward;
+  const Plan forward = PlanOrFail(rules, inventory, options);
+  options.direction = Direction::kReverse;
+  const Plan reverse = PlanOrFail(rules, forward.Outputs(), options);
+  return reverse.Outputs();
+}
+
+const PlanStep* StepWriting(const Plan& plan, const std::string& name) {
+  for (const PlanStep& s : plan.steps) {
+    for (const TensorInfo& out : s.outputs) {
+      if (out.name == name)
+        return &s;
+    }
+  }
+  return nullptr;
+}
+
+bool HasOutput(const Plan& plan, const std::string& name) { return StepWriting(plan, name); }
+
+TEST_SUITE("plan.planner") {
+  TEST_CASE("llama forward renames every tensor and the reverse gives back the inventory") {
+    const RuleSet rules = Rules("llama.yaml");
+    test::LlamaShape shape;
+    const auto inventory = test::LlamaInventory(shape);
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    const Plan forward = PlanOrFail(rules, inventory, options);
+    CHECK(forward.steps.size() == inventory.size());
+    CHECK(HasOutput(forward, "model.tok_embeddings.embedding_weight"));
+    CHECK(HasOutput(forward, "model.layers.1.attention.wq.weight"));
+    CHECK(HasOutput(forward, "model.layers.0.feed_forward.w3.weight"));
+    CHECK(HasOutput(forward, "model.norm_out.weight"));
+    for (const PlanStep& s : forward.steps)
+      CHECK(s.is_rename());
+    CHECK(forward.peak_bytes == 0);
+    CHECK(test::SortedByName(RoundTrip(rules, inventory, options)) ==
+          test::SortedByName(inventory));
+  }
+
+  TEST_CASE("steps follow the order of their first input in the inventory") {
+    const RuleSet rules = Rules("llama.yaml");
+    test::LlamaShape shape;
+    auto inventory = test::LlamaInventory(shape);
+    std::reverse(inventory.begin(), inventory.end());
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    const Plan plan = PlanOrFail(rules, inventory, options);
+    for (size_t i = 0; i < plan.steps.size(); ++i)
+      CHECK(plan.steps[i].inputs[0] == i);
+  }
+
+  TEST_CASE("qwen2 tied without lm_head emits a copy forward and checks it in reverse") {
+    const RuleSet rules = Rules("qwen2.yaml");
+    test::LlamaShape shape;
+    shape.model_type = "qwen2";
+    shape.qkv_bias = true;
+    shape.tied = true;
+    shape.lm_head = false;
+    const auto inventory = test::LlamaInventory(shape);
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    const Plan forward = PlanOrFail(rules, inventory, options);
+    const PlanStep* head = StepWriting(forward, "lm_head.weight");
+    REQUIRE(head != nullptr);
+    CHECK(forward.inventory[head->inputs[0]].name == "model.embed_tokens.weight");
+    CHECK(head->note.find("copy of model.embed_tokens.weight") != std::string::npos);
+    CHECK(HasOutput(forward, "model.layers.1.attention.wk.bias"));
+
+    options.direction = Direction::kReverse;
+    const Plan reverse = PlanOrFail(rules, forward.Outputs(), options);
+    CHECK_FALSE(HasOutput(reverse, "lm_head.weight"));
+    REQUIRE(reverse.dropped.size() == 1);
+    CHECK(reverse.dropped[0].checked_equal);
+    const auto verify = std::find_if(reverse.steps.begin(), reverse.steps.end(), [](const PlanStep& s) {
+      return s.kind == PlanStep::Kind::kVerifyEqual;
+    });
+    REQUIRE(verify != reverse.steps.end());
+    CHECK(reverse.inventory[verify->inputs[0]].name == "lm_head.weight");
+    CHECK(reverse.inventory[verify->inputs[1]].name == "model.tok_embeddings.embedding_weight");
+    CHECK_FALSE(reverse.lossy);
+    CHECK(test::SortedByName(reverse.Outputs()) == test::SortedByName(inventory));
+  }
+
+  TEST_CASE("qwen2 untied keeps lm_head in both directions") {
+    const RuleSet rules = Rules("qwen2.yaml");
+    test::LlamaShape shape;
+    shape.model_type = "qwen2";
+    shape.qkv_bias = true;
+    const auto inventory = test::LlamaInventory(shape);
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    CHECK(test::SortedByName(RoundTrip(rules, inventory, options)) ==
+          test::SortedByName(inventory));
+  }
+
+  TEST_CASE("an untied model without lm_head fails naming the missing tensor") {
+    const RuleSet rules = Rules("llama.yaml");
+    test::LlamaShape shape;
+    shape.lm_head = false;
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    auto plan = MakePlan(rules, test::LlamaInventory(shape), options);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().code() == ErrorCode::kPlanInvalid);
+    CHECK(plan.error().message().find("lm_head.weight") != std::string::npos);
+    CHECK(plan.error().where().line > 0);
+  }
+
+  TEST_CASE("qwen2 requires the q/k/v biases and names the one that is missing") {
+    const RuleSet rules = Rules("qwen2.yaml");
+    test::LlamaShape shape;
+    shape.model_type = "qwen2";
+    shape.qkv_bias = true;
+    auto inventory = test::LlamaInventory(shape);
+    std::erase_if(inventory, [](const TensorInfo& t) {
+      return t.name == "model.layers.1.self_attn.v_proj.bias";
+    });
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    auto plan = MakePlan(rules, inventory, options);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().message().find("model.layers.1.self_attn.v_proj.bias") != std::string::npos);
+  }
+
+  TEST_CASE("an unknown extra tensor fails with the list of unmatched names") {
+    const RuleSet rules = Rules("llama.yaml");
+    test::LlamaShape shape;
+    auto inventory = test::LlamaInventory(shape);
+    inventory.push_back(test::Info("model.layers.0.self_attn.q_norm.weight", DType::kBF16, {8}));
+    inventory.push_back(test::Info("optimizer.step", DType::kI64, {}));
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    auto plan = MakePlan(rules, inventory, options);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().code() == ErrorCode::kPlanInvalid);
+    const std::string m = plan.error().message();
+    CHECK(m.find("2 input tensors match no rule") != std::string::npos);
+    CHECK(m.find("model.layers.0.self_attn.q_norm.weight") != std::string::npos);
+    CHECK(m.find("optimizer.step") != std::string::npos);
+  }
+
+  TEST_CASE("a layer missing in the middle is reported with its tensor names") {
+    const RuleSet rules = Rules("llama.yaml");
+    test::LlamaShape shape;
+    shape.layers = 3;
+    auto inventory = test::LlamaInventory(shape);
+    std::erase_if(inventory, [](const TensorInfo& t) {
+      return t.name.rfind("model.layers.1.", 0) == 0;
+    });
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    auto plan = CompilePlan(rules, inventory, options);
+    REQUIRE(plan.errors.size() >= 9);
+    bool found = false;
+    for (const Error& e : plan.errors)
+      found = found || e.message().find("model.layers.1.self_attn.q_proj.weight") != std::string::npos;
+    CHECK(found);
+  }
+
+  TEST_CASE("a layer past the configured count is unmatched, and the message says why") {
+    const RuleSet rules = Rules("llama.yaml");
+    test::LlamaShape shape;
+    shape.layers = 3;
+    const auto inventory = test::LlamaInventory(shape);
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    options.params.set = {{"layers", "2"}};
+    auto plan = MakePlan(rules, inventory, options);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().message().find("layer 2 is not below its count 2") != std::string::npos);
+  }
+
+  TEST_CASE("without a layer count, coverage still finds a gap in the layers") {
+    const RuleSet rules = Rules("llama.yaml");
+    test::LlamaShape shape;
+    shape.layers = 3;
+    auto inventory = test::LlamaInventory(shape);
+    std::erase_if(inventory, [](const TensorInfo& t) {
+      return t.name == "model.layers.1.mlp.up_proj.weight";
+    });
+    auto plan = MakePlan(rules, inventory, {});
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().message().find("model.layers.1.mlp.up_proj.weight") != std::string::npos);
+  }
+
+  TEST_CASE("rotary inv_freq buffers are dropped, reported, and left out of the round trip") {
+    const RuleSet rules = Rules("llama.yaml");
+    test::LlamaShape shape;
+    shape.inv_freq = true;
+    const auto inventory = test::LlamaInventory(shape);
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    const Plan forward = PlanOrFail(rules, inventory, options);
+    CHECK(forward.dropped.size() == 2);
+    CHECK(forward.lossy);
+    std::vector<TensorInfo> kept = inventory;
+    std::erase_if(kept, [](const TensorInfo& t) { return t.name.ends_with("inv_freq"); });
+    CHECK(test::SortedByName(RoundTrip(rules, inventory, options)) == test::SortedByName(kept));
+  }
+
+  TEST_CASE("fused grouped q/k/v with 14 heads, 2 KV heads and head_dim 6 round trips") {
+    const RuleSet rules = Rules("qwen2.yaml");
+    test::LlamaShape shape;
+    shape.model_type = "qwen2";
+    shape.qkv_bias = true;
+    shape.hidden = 32;
+    shape.heads = 14;
+    shape.kv_heads = 2;
+    shape.head_dim = 6;  // not hidden / heads
+    const auto inventory = test::LlamaInventory(shape);
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    options.params.set = {{"qkv_concat", "true"}};
+    const Plan forward = PlanOrFail(rules, inventory, options);
+    const PlanStep* qkv = StepWriting(forward, "model.layers.0.attention.w_qkv.weight");
+    REQUIRE(qkv != nullptr);
+    CHECK(qkv->inputs.size() == 3);
+    CHECK(qkv->outputs[0].shape == Shape{(14 + 2 + 2) * 6, 32});
+    CHECK_FALSE(qkv->ops.empty());
+    CHECK(StepWriting(forward, "model.layers.1.attention.w_qkv.bias"));
+    CHECK(StepWriting(forward, "model.layers.1.feed_forward.w_gate_hidden.weight"));
+    CHECK_FALSE(HasOutput(forward, "model.layers.0.attention.wq.weight"));
+    CHECK(forward.peak_bytes > 0);
+    CHECK(test::SortedByName(RoundTrip(rules, inventory, options)) ==
+          test::SortedByName(inventory));
+    options.params.set.push_back({"concat_layout", "plain"});
+    CHECK(test::SortedByName(RoundTrip(rules, inventory, options)) ==
+          test::SortedByName(inventory));
+  }
+
+  TEST_CASE("fused q/k/v whose shapes disagree with the config names rule, tensor and shapes") {
+    const RuleSet rules = Rules("llama.yaml");
+    test::LlamaShape shape;
+    shape.heads = 4;
+    shape.kv_heads = 2;
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    options.params.set = {{"qkv_concat", "true"}, {"kv_heads", "1"}};
+    auto plan = MakePlan(rules, test::LlamaInventory(shape), options);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().code() == ErrorCode::kPlanInvalid);
+    const std::string m = plan.error().message();
+    CHECK(m.find("interleave") != std::string::npos);
+    CHECK(m.find("llama.yaml") != std::string::npos);
+    CHECK(m.find("model.layers.0.self_attn.k_proj.weight [16, 32] has 16 per group") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("a parameter an active rule needs but nobody gives is named with the keys tried") {
+    const RuleSet rules = Rules("llama.yaml");
+    test::LlamaShape shape;
+    PlanOptions options;
+    options.params.set = {{"qkv_concat", "true"}};
+    auto plan = MakePlan(rules, test::LlamaInventory(shape), options);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().message().find("parameter heads has no value") != std::string::npos);
+    CHECK(plan.error().message().find("num_attention_heads") != std::string::npos);
+  }
+
+  TEST_CASE("an unknown --set name is a usage error listing the accepted names") {
+    const RuleSet rules = Rules("llama.yaml");
+    PlanOptions options;
+    options.params.set = {{"qkv_concatt", "true"}};
+    auto plan = MakePlan(rules, {}, options);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().code() == ErrorCode::kUsage);
+    CHECK(plan.error().message().find("did you mean \"qkv_concat\"") != std::string::npos);
+  }
+
+  TEST_CASE("a cast narrows floating tensors only and marks the steps lossy") {
+    const RuleSet rules = Rules("llama.yaml");
+    test::LlamaShape shape;
+    shape.dtype = DType::kF32;
+    shape.inv_freq = false;
+    PlanOptions options;
+    options.params = test::LlamaParams(shape);
+    options.cast = DType::kBF16;
+    const Plan plan = PlanOrFail(rules, test::LlamaInventory(shape), options);
+    for (const PlanStep& s : plan.steps) {
+      CHECK(s.outputs[0].dtype == DType::kBF16);
+      CHECK(s.value_dtype == DType::kF32);
+      CHECK(s.lossy);
+      CHECK(s.working_bytes == s.outputs[0].byte_size);
+    }
+    options.cast = DType::kF32;
+    shape.dtype = DType::kBF16;
+    const Plan wider = PlanOrFail(rules, test::LlamaInventory(shape), options);
+    CHECK_FALSE(wider.lossy);
+  }
+}
+
+}  // namespace
+}  // namespace cw
