@@ -1,8 +1,13 @@
 // convert_weight: parses arguments into engine requests, prints errors, returns exit codes.
+#include <unistd.h>
+
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "cli/seed_args.h"
 #include "cw/convert_weight.h"
 
 namespace {
@@ -14,40 +19,126 @@ int Report(const cw::Status& status) {
   return cw::ExitCodeFor(status.error());
 }
 
+// "name=value" from --set.
+cw::Status ParseSets(const std::vector<std::string>& sets,
+                     std::vector<std::pair<std::string, std::string>>& out) {
+  for (const std::string& s : sets) {
+    const size_t eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return cw::Error(cw::ErrorCode::kUsage, "--set wants name=value, not \"" + s + "\"");
+    }
+    out.emplace_back(s.substr(0, eq), s.substr(eq + 1));
+  }
+  return cw::OkStatus();
+}
+
+void AddRuleOptions(CLI::App* cmd, cw::RuleChoice& choice, std::vector<std::string>& sets) {
+  cmd->add_option("--rules", choice.rules_file, "Rule file (rules/<family>.yaml)");
+  cmd->add_option("--model", choice.model, "Model key or alias (see `convert_weight models`)");
+  cmd->add_option("--set", sets, "Rule parameter name=value (repeatable)");
+  cmd->add_option("--config", choice.config, "config.json to use instead of the input's");
+}
+
+int RunSeedCommand(const std::vector<std::string>& args) {
+  auto request = cw::cli::ParseSeedCommand(args);
+  if (!request.ok())
+    return Report(request.status());
+  request->progress = isatty(STDERR_FILENO) != 0;
+  return Report(cw::Convert(*request, std::cerr));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   cw::InstallInterruptCleanup();
-  CLI::App app{"ConvertWeight: converts model weights between HuggingFace/PyTorch and MindSpore"};
-  app.require_subcommand(1);
-
-  cw::InspectRequest inspect;
-  CLI::App* inspect_cmd =
-      app.add_subcommand("inspect", "List the tensors of a checkpoint file or folder");
-  inspect_cmd->add_option("path", inspect.path, "Checkpoint file or folder")->required();
-  inspect_cmd->add_flag("--json", inspect.json, "Machine-readable output");
-
-  cw::RewriteRequest rewrite;
-  CLI::App* rewrite_cmd = app.add_subcommand(
-      "rewrite", "Write the same tensors in another file format (chosen by the output name)");
-  rewrite_cmd->add_option("input", rewrite.input, "Checkpoint file or folder")->required();
-  rewrite_cmd->add_option("output", rewrite.output, ".safetensors, .bin, .pth, .ckpt or folder/")
-      ->required();
-  rewrite_cmd->add_flag("--force", rewrite.force, "Replace an existing output");
-  rewrite_cmd->add_flag("--crc", rewrite.ckpt_crc, ".ckpt: append MindSpore's CRC trailer");
-  rewrite_cmd->add_option("--chunk-bytes", rewrite.ckpt_chunk_bytes,
-                          ".ckpt: split tensors above this size into records");
-  rewrite_cmd->add_option("--max-shard-size", rewrite.max_shard_size, "Folder output shard size");
-  rewrite_cmd->add_option("--root-key", rewrite.torch_root_key,
-                          ".bin/.pth: nest the tensors under this key");
-
+  const std::vector<std::string> args(argv + 1, argv + argc);
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
+    if (cw::cli::LooksLikeSeedCommand(args))
+      return RunSeedCommand(args);
 
-  try {
+    CLI::App app{"ConvertWeight: converts model weights between HuggingFace/PyTorch and MindSpore"};
+    app.require_subcommand(1);
+
+    cw::ConvertRequest convert;
+    std::vector<std::string> convert_sets;
+    CLI::App* convert_cmd = app.add_subcommand("convert", "Convert a checkpoint with a rule file");
+    AddRuleOptions(convert_cmd, convert.rules, convert_sets);
+    convert_cmd->add_option("--input", convert.input, "Checkpoint file or folder")->required();
+    convert_cmd
+        ->add_option("--output", convert.output, ".ckpt, .safetensors, .bin, .pth or folder/")
+        ->required();
+    convert_cmd->add_flag("--reverse", convert.reverse, "MindSpore -> HuggingFace/PyTorch");
+    convert_cmd->add_option("--dtype", convert.dtype, "Cast floating tensors: fp32, fp16 or bf16");
+    convert_cmd->add_option("--threads", convert.threads, "Worker threads (default: all cores)");
+    convert_cmd->add_option("--max-shard-size", convert.max_shard_size, "Folder output shard size");
+    convert_cmd->add_option("--max-memory", convert.max_memory, "Cap on tensor bytes held at once");
+    convert_cmd->add_flag("--force", convert.force, "Replace an existing output");
+    convert_cmd->add_flag("--quiet", convert.quiet, "No progress and no summary");
+
+    cw::PlanRequest plan;
+    std::vector<std::string> plan_sets;
+    CLI::App* plan_cmd =
+        app.add_subcommand("plan", "Show what a conversion would do, read nothing");
+    AddRuleOptions(plan_cmd, plan.rules, plan_sets);
+    plan_cmd->add_option("--input", plan.input, "Checkpoint file or folder")->required();
+    plan_cmd->add_flag("--reverse", plan.reverse, "MindSpore -> HuggingFace/PyTorch");
+    plan_cmd->add_option("--dtype", plan.dtype, "Cast floating tensors: fp32, fp16 or bf16");
+    plan_cmd->add_flag("--json", plan.json, "Machine-readable output");
+
+    cw::LintRequest lint;
+    std::vector<std::string> lint_sets;
+    CLI::App* lint_cmd = app.add_subcommand("lint", "Check rule files");
+    lint_cmd->add_option("rules", lint.rule_files, "Rule files")->required();
+    lint_cmd->add_option("--against", lint.against, "Also check both directions on a checkpoint");
+    lint_cmd->add_option("--config", lint.config, "config.json for --against");
+    lint_cmd->add_option("--set", lint_sets, "Rule parameter name=value (repeatable)");
+
+    CLI::App* models_cmd = app.add_subcommand("models", "List the bundled rule files and models");
+
+    cw::InspectRequest inspect;
+    CLI::App* inspect_cmd =
+        app.add_subcommand("inspect", "List the tensors of a checkpoint file or folder");
+    inspect_cmd->add_option("path", inspect.path, "Checkpoint file or folder")->required();
+    inspect_cmd->add_flag("--json", inspect.json, "Machine-readable output");
+
+    cw::RewriteRequest rewrite;
+    CLI::App* rewrite_cmd = app.add_subcommand(
+        "rewrite", "Write the same tensors in another file format (chosen by the output name)");
+    rewrite_cmd->add_option("input", rewrite.input, "Checkpoint file or folder")->required();
+    rewrite_cmd->add_option("output", rewrite.output, ".safetensors, .bin, .pth, .ckpt or folder/")
+        ->required();
+    rewrite_cmd->add_flag("--force", rewrite.force, "Replace an existing output");
+    rewrite_cmd->add_flag("--crc", rewrite.ckpt_crc, ".ckpt: append MindSpore's CRC trailer");
+    rewrite_cmd->add_option("--chunk-bytes", rewrite.ckpt_chunk_bytes,
+                            ".ckpt: split tensors above this size into records");
+    rewrite_cmd->add_option("--max-shard-size", rewrite.max_shard_size, "Folder output shard size");
+    rewrite_cmd->add_option("--root-key", rewrite.torch_root_key,
+                            ".bin/.pth: nest the tensors under this key");
+
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e) == 0 ? 0 : 2;
+    }
+
+    if (*convert_cmd) {
+      if (int rc = Report(ParseSets(convert_sets, convert.rules.set)); rc != 0)
+        return rc;
+      convert.progress = isatty(STDERR_FILENO) != 0;
+      return Report(cw::Convert(convert, std::cerr));
+    }
+    if (*plan_cmd) {
+      if (int rc = Report(ParseSets(plan_sets, plan.rules.set)); rc != 0)
+        return rc;
+      return Report(cw::PrintPlan(plan, std::cout, std::cerr));
+    }
+    if (*lint_cmd) {
+      if (int rc = Report(ParseSets(lint_sets, lint.set)); rc != 0)
+        return rc;
+      return Report(cw::Lint(lint, std::cout));
+    }
+    if (*models_cmd)
+      return Report(cw::ListModels(std::cout));
     if (*inspect_cmd)
       return Report(cw::Inspect(inspect, std::cout, std::cerr));
     if (*rewrite_cmd)

@@ -66,6 +66,8 @@ struct WriterOptions {
   uint64_t max_shard_bytes = 5'000'000'000;
   // Replace an existing output instead of refusing.
   bool replace_existing = false;
+  // Folder outputs: files copied into the folder beside the weights (config.json, tokenizer...).
+  std::vector<std::string> side_files;
 };
 
 class CheckpointWriter {

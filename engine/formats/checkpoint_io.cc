@@ -150,19 +150,31 @@ bool IsListedShard(const fs::path& file) {
 
 class FolderWriter final : public CheckpointWriter {
  public:
-  FolderWriter(OutputDir dir, std::unique_ptr<CheckpointWriter> inner)
-      : dir_(std::move(dir)), inner_(std::move(inner)) {}
+  FolderWriter(OutputDir dir, std::unique_ptr<CheckpointWriter> inner,
+               std::vector<std::string> side_files)
+      : dir_(std::move(dir)), inner_(std::move(inner)), side_files_(std::move(side_files)) {}
   Status Write(size_t index, uint64_t offset, ByteSpan bytes) override {
     return inner_->Write(index, offset, bytes);
   }
   Status Commit() override {
     CW_RETURN_IF_ERROR(inner_->Commit());
+    for (const std::string& file : side_files_) {
+      const fs::path target = dir_.staging() / fs::path(file).filename();
+      if (fs::exists(target)) continue;  // a weight-related file of the same name wins
+      std::error_code ec;
+      fs::copy_file(file, target, ec);
+      if (ec) {
+        return Error(ErrorCode::kIo, "cannot copy into the output folder: " + ec.message(),
+                     FileLocation(file));
+      }
+    }
     return dir_.Commit();
   }
 
  private:
   OutputDir dir_;
   std::unique_ptr<CheckpointWriter> inner_;
+  std::vector<std::string> side_files_;
 };
 
 }  // namespace
@@ -217,7 +229,7 @@ Result<std::unique_ptr<CheckpointWriter>> CreateCheckpointWriter(const fs::path&
     CW_ASSIGN_OR_RETURN(auto inner,
                         CreateShardedSafetensorsWriter(dir.staging(), std::move(tensors), options));
     return std::unique_ptr<CheckpointWriter>(
-        std::make_unique<FolderWriter>(std::move(dir), std::move(inner)));
+        std::make_unique<FolderWriter>(std::move(dir), std::move(inner), options.side_files));
   }
   CW_ASSIGN_OR_RETURN(OutputFile out, OutputFile::Create(path, options.replace_existing));
   switch (kind) {

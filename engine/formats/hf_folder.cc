@@ -313,11 +313,11 @@ Result<std::unique_ptr<CheckpointReader>> OpenShardedFolder(const fs::path& inde
     if (!fs::exists(path, ec)) {
       return Error(ErrorCode::kIo, "shard " + Quoted(shard) + " listed in the index is missing",
                    FileLocation(path.string()))
-          .With("while reading the folder of " + index_file);
+          .With("reading the folder of " + index_file);
     }
     auto reader = open_file(path);
     if (!reader.ok())
-      return std::move(reader).error().With("while reading shard " + Quoted(shard));
+      return std::move(reader).error().With("reading shard " + Quoted(shard));
     CW_RETURN_IF_ERROR(folder->AddShard(shard, path.string(), std::move(reader).value(), shard_of));
   }
   CW_RETURN_IF_ERROR(folder->CheckComplete(shard_of));

@@ -49,11 +49,11 @@ struct PlanStep {
   Kind kind = Kind::kConvert;
   std::vector<uint64_t> inputs;  // indices into Plan::inventory, in list order
   std::vector<PrimitiveOp> ops;
-  DType value_dtype = DType::kF32;   // dtype of the inputs and of the values the ops produce
-  std::vector<TensorInfo> outputs;   // in list order; dtype is the dtype written
-  Location rule;                     // file:line:column of the rule that made the step
-  std::string note;                  // e.g. "copy of model.embed_tokens.weight (tied)"
-  bool lossy = false;                // the step loses information (narrowing cast, truncate)
+  DType value_dtype = DType::kF32;  // dtype of the inputs and of the values the ops produce
+  std::vector<TensorInfo> outputs;  // in list order; dtype is the dtype written
+  Location rule;                    // file:line:column of the rule that made the step
+  std::string note;                 // e.g. "copy of model.embed_tokens.weight (tied)"
+  bool lossy = false;               // the step loses information (narrowing cast, truncate)
   std::string lossy_reason;
 
   bool is_rename() const {
@@ -67,8 +67,8 @@ struct PlanStep {
 struct DroppedInput {
   uint64_t input = 0;  // index into Plan::inventory
   Location rule;
-  std::string reason;           // "dropped by its rule", "tied to ...: checked equal"
-  bool checked_equal = false;   // a verify step checks it equals a tensor that is written
+  std::string reason;          // "dropped by its rule", "tied to ...: checked equal"
+  bool checked_equal = false;  // a verify step checks it equals a tensor that is written
 };
 
 struct Plan {
@@ -77,9 +77,9 @@ struct Plan {
   std::vector<TensorInfo> inventory;  // the inputs, as given to MakePlan
   std::vector<PlanStep> steps;
   std::vector<DroppedInput> dropped;
-  std::vector<std::string> notes;     // parameters used, assumptions, lossy steps
-  std::optional<DType> cast;          // the requested cast of floating tensors, if any
-  bool lossy = false;                 // some step is lossy or some input is dropped
+  std::vector<std::string> notes;  // parameters used, assumptions, lossy steps
+  std::optional<DType> cast;       // the requested cast of floating tensors, if any
+  bool lossy = false;              // some step is lossy or some input is dropped
 
   uint64_t input_bytes = 0;   // all inputs read by steps
   uint64_t output_bytes = 0;  // all outputs written

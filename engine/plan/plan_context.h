@@ -21,8 +21,8 @@ struct ActiveRule {
   std::vector<PatternMatcher> sources;  // compiled source-side patterns
   std::string over;                     // the stack/unstack placeholder, "" if none
   bool optional = false;
-  bool tied = false;           // a tied rule whose condition holds
-  bool when_per_match = false; // `when` reads placeholders: evaluated for each match
+  bool tied = false;                      // a tied rule whose condition holds
+  bool when_per_match = false;            // `when` reads placeholders: evaluated for each match
   std::vector<std::string> placeholders;  // of the source side, in order, `over` excluded
 };
 
@@ -56,6 +56,9 @@ struct PlanContext {
   std::vector<Error> errors;
   std::vector<std::string> notes;
   std::map<std::string, std::optional<int64_t>> counts;  // placeholder counts, once resolved
+  // Matches of inputs two rules claim (already reported): coverage counts them as present, so
+  // that the ambiguity is not reported again as a missing tensor.
+  std::vector<InputMatch> ambiguous;
 
   void Fail(ErrorCode code, const std::string& message, const Location& where) {
     errors.emplace_back(code, message, where);

@@ -72,6 +72,13 @@ class Coverage {
   std::vector<Bindings> Missing() {
     for (const Group* g : groups_)
       seen_.insert(KeyText(g->key));
+    for (const InputMatch& m : ctx_.ambiguous) {
+      if (ctx_.active[m.active].rule == a_.rule) {
+        Bindings key = m.bindings;
+        key.erase(a_.over);
+        seen_.insert(KeyText(key));
+      }
+    }
     Bindings prefix;
     Expand(0, prefix);
     return missing_;

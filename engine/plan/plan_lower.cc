@@ -186,8 +186,7 @@ class Lowerer {
     const uint64_t rows = v.shape[a];
     if (heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0) {
       return Fail("axis " + std::to_string(a) + " of " + Describe(v) + " is not " +
-                  std::to_string(heads) + " heads (\"" + heads_expr.text() +
-                  "\") of an even size");
+                  std::to_string(heads) + " heads (\"" + heads_expr.text() + "\") of an even size");
     }
     const uint64_t half = rows / heads / 2;
     const Shape original = v.shape;
@@ -295,8 +294,7 @@ class Lowerer {
       const auto p = static_cast<uint64_t>(*op_->parts);
       if (per_group % p != 0)
         return Fail("axis " + std::to_string(a) + " of " + Describe(v) + " does not divide into " +
-                    std::to_string(p) + " equal parts" +
-                    (deinterleave ? " per group" : ""));
+                    std::to_string(p) + " equal parts" + (deinterleave ? " per group" : ""));
       parts.assign(p, per_group / p);
     } else {
       std::string list;
@@ -396,11 +394,10 @@ class Lowerer {
 
 }  // namespace
 
-Result<LoweredChain> LowerChain(const std::vector<OpSpec>& chain, std::vector<ChainSlot> inputs,
-                                const NameLookup& lookup,
-                                const std::function<std::optional<int64_t>(const std::string&)>&
-                                    over_count,
-                                const std::string& rule_label) {
+Result<LoweredChain> LowerChain(
+    const std::vector<OpSpec>& chain, std::vector<ChainSlot> inputs, const NameLookup& lookup,
+    const std::function<std::optional<int64_t>(const std::string&)>& over_count,
+    const std::string& rule_label) {
   Lowerer lowerer(std::move(inputs), lookup, over_count, rule_label);
   for (const OpSpec& op : chain)
     CW_RETURN_IF_ERROR(lowerer.Apply(op));

@@ -36,10 +36,9 @@ struct LoweredChain {
 // parameters and the group's placeholder values; `over_count` gives the declared count of a
 // stack/unstack placeholder (nullopt when it has none or it cannot be resolved). Errors are
 // kPlanInvalid located at the op, naming `rule_label`, the tensors and their shapes.
-Result<LoweredChain> LowerChain(const std::vector<OpSpec>& chain, std::vector<ChainSlot> inputs,
-                                const NameLookup& lookup,
-                                const std::function<std::optional<int64_t>(const std::string&)>&
-                                    over_count,
-                                const std::string& rule_label);
+Result<LoweredChain> LowerChain(
+    const std::vector<OpSpec>& chain, std::vector<ChainSlot> inputs, const NameLookup& lookup,
+    const std::function<std::optional<int64_t>(const std::string&)>& over_count,
+    const std::string& rule_label);
 
 }  // namespace cw

@@ -17,12 +17,10 @@ bool ReadsPlaceholders(const Expr& e, const RuleSet& rules) {
 }
 
 // Evaluates a parameter-only condition; nullopt (with the error recorded) when it cannot be.
-std::optional<bool> Condition(PlanContext& ctx, const Expr& e, const Rule& rule,
-                              const char* what) {
+std::optional<bool> Condition(PlanContext& ctx, const Expr& e, const Rule& rule, const char* what) {
   auto v = e.EvaluateBool(ctx.params.Lookup(), what);
   if (!v.ok()) {
-    ctx.Add(std::move(v).error().With("while deciding whether rule " + rule.Label() +
-                                      " applies"));
+    ctx.Add(std::move(v).error().With("while deciding whether rule " + rule.Label() + " applies"));
     return std::nullopt;
   }
   return *v;
@@ -40,7 +38,8 @@ bool SelectOne(PlanContext& ctx, size_t index, ActiveRule& a) {
   if (rule.optional)
     a.optional = Condition(ctx, *rule.optional, rule, "optional").value_or(false);
   if (rule.tied) {
-    a.tied = !rule.tied->when || Condition(ctx, *rule.tied->when, rule, "tied.when").value_or(false);
+    a.tied =
+        !rule.tied->when || Condition(ctx, *rule.tied->when, rule, "tied.when").value_or(false);
     if (rule.side(ctx.target).empty() && !a.tied)
       return false;  // a check-and-drop tie that does not hold: the tensor has no rule
   }
@@ -172,6 +171,7 @@ std::vector<std::optional<InputMatch>> MatchInputs(PlanContext& ctx) {
     return out;
   }
   std::unordered_map<std::string, uint64_t> seen;
+  seen.reserve(ctx.inventory.size());
   std::vector<std::string> unmatched;
   for (uint64_t i = 0; i < ctx.inventory.size(); ++i) {
     const std::string& name = ctx.inventory[i].name;
@@ -199,9 +199,9 @@ std::vector<std::optional<InputMatch>> MatchInputs(PlanContext& ctx) {
       const Rule& r0 = *ctx.active[hits[0].active].rule;
       const Rule& r1 = *ctx.active[hits[1].active].rule;
       ctx.Fail(ErrorCode::kPlanInvalid,
-               "tensor \"" + name + "\" matches two rules: " + r0.Label() + " and " +
-                   r1.Label(),
+               "tensor \"" + name + "\" matches two rules: " + r0.Label() + " and " + r1.Label(),
                r1.where);
+      ctx.ambiguous.insert(ctx.ambiguous.end(), hits.begin(), hits.end());
     } else if (hits.size() > 1) {
       ctx.Fail(ErrorCode::kPlanInvalid,
                "tensor \"" + name + "\" matches two patterns of rule " +

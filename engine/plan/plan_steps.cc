@@ -57,8 +57,8 @@ std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
     const TensorInfo& t = ctx.inventory[input];
     if (t.dtype != step.value_dtype) {
       ctx.Fail(ErrorCode::kPlanInvalid,
-               "rule " + rule.Label() + ": inputs differ in dtype: " +
-                   ctx.inventory[step.inputs[0]].name + " is " +
+               "rule " + rule.Label() +
+                   ": inputs differ in dtype: " + ctx.inventory[step.inputs[0]].name + " is " +
                    std::string(Name(step.value_dtype)) + ", " + t.name + " is " +
                    std::string(Name(t.dtype)),
                rule.where);
@@ -68,8 +68,8 @@ std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
   const NameLookup lookup = ctx.params.Lookup(&g.key);
   const std::function<std::optional<int64_t>(const std::string&)> count =
       [&ctx](const std::string& p) { return ctx.Count(p); };
-  auto lowered = LowerChain(rule.chain(ctx.options.direction), std::move(slots), lookup, count,
-                            rule.Label());
+  auto lowered =
+      LowerChain(rule.chain(ctx.options.direction), std::move(slots), lookup, count, rule.Label());
   if (!lowered.ok()) {
     ctx.Add(std::move(lowered).error());
     return std::nullopt;
@@ -112,6 +112,7 @@ std::string ConvertedName(PlanContext& ctx, const std::string& to) {
 class StepBuilder {
  public:
   StepBuilder(PlanContext& ctx, Plan& plan) : ctx_(ctx), plan_(plan) {
+    by_name_.reserve(ctx.inventory.size());
     for (uint64_t i = 0; i < ctx.inventory.size(); ++i)
       by_name_.emplace(ctx.inventory[i].name, i);
   }
@@ -119,8 +120,8 @@ class StepBuilder {
   void Add(const Group& g) {
     const ActiveRule& a = ctx_.active[g.active];
     const Rule& rule = *a.rule;
-    const bool check_only = a.tied && (rule.side(ctx_.target).empty() ||
-                                       ctx_.options.direction == Direction::kReverse);
+    const bool check_only =
+        a.tied && (rule.side(ctx_.target).empty() || ctx_.options.direction == Direction::kReverse);
     if (!check_only) {
       if (auto step = MakeStep(ctx_, g))
         plan_.steps.push_back(std::move(*step));
@@ -170,8 +171,7 @@ class StepBuilder {
       PlanStep copy = *source;
       copy.rule = a.rule->where;
       copy.outputs[0].name = a.rule->ms[0].Instantiate({}, ctx_.param_text);
-      copy.note = "copy of " + a.rule->tied->to + " (tied; " + a.rule->hf[0].text() +
-                  " is absent)";
+      copy.note = "copy of " + a.rule->tied->to + " (tied; " + a.rule->hf[0].text() + " is absent)";
       plan_.steps.push_back(std::move(copy));
     }
   }
@@ -210,6 +210,7 @@ uint64_t FirstInput(const PlanStep& s) {
 
 void CheckUniqueOutputs(PlanContext& ctx, const Plan& plan) {
   std::unordered_map<std::string, const PlanStep*> written;
+  written.reserve(plan.steps.size());
   for (const PlanStep& s : plan.steps) {
     for (const TensorInfo& out : s.outputs) {
       const auto [it, fresh] = written.emplace(out.name, &s);
@@ -230,8 +231,18 @@ void BuildSteps(PlanContext& ctx, const std::vector<Group>& groups, Plan& plan) 
   for (const Group& g : groups)
     builder.Add(g);
   builder.AddTiedCopies(groups);
-  std::stable_sort(plan.steps.begin(), plan.steps.end(),
-                   [](const PlanStep& a, const PlanStep& b) { return FirstInput(a) < FirstInput(b); });
+  // Sort indices, then move each step once: steps are large to move around.
+  std::vector<size_t> order(plan.steps.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return FirstInput(plan.steps[a]) < FirstInput(plan.steps[b]);
+  });
+  std::vector<PlanStep> sorted;
+  sorted.reserve(order.size());
+  for (size_t i : order)
+    sorted.push_back(std::move(plan.steps[i]));
+  plan.steps = std::move(sorted);
   CheckUniqueOutputs(ctx, plan);
   for (PlanStep& s : plan.steps) {
     std::vector<Shape> shapes;

@@ -104,9 +104,9 @@ std::string TensorJson(const TensorInfo& t, std::optional<uint64_t> index) {
 
 std::string OpJson(const PrimitiveOp& op) {
   return std::string("{\"op\": \"") + PrimitiveKindName(op.kind) +
-         "\", \"first\": " + std::to_string(op.first) + ", \"count\": " +
-         std::to_string(op.count) + ", \"axis\": " + std::to_string(op.axis) +
-         ", \"dims\": " + JsonList(op.dims) + ", \"perm\": " + JsonList(op.perm) + "}";
+         "\", \"first\": " + std::to_string(op.first) + ", \"count\": " + std::to_string(op.count) +
+         ", \"axis\": " + std::to_string(op.axis) + ", \"dims\": " + JsonList(op.dims) +
+         ", \"perm\": " + JsonList(op.perm) + "}";
 }
 
 std::string StepJson(const Plan& plan, const PlanStep& s) {
@@ -119,10 +119,9 @@ std::string StepJson(const Plan& plan, const PlanStep& s) {
     out += (out.empty() ? "" : ", ") + TensorJson(t, std::nullopt);
   return std::string("{\"kind\": \"") +
          (s.kind == PlanStep::Kind::kConvert ? "convert" : "verify_equal") +
-         "\", \"rule\": " + Escape(Where(s.rule)) + ", \"inputs\": [" + in + "], \"ops\": [" +
-         ops + "], \"value_dtype\": " + Escape(std::string(Name(s.value_dtype))) +
-         ", \"outputs\": [" + out + "], \"note\": " + Escape(s.note) +
-         ", \"lossy\": " + (s.lossy ? "true" : "false") +
+         "\", \"rule\": " + Escape(Where(s.rule)) + ", \"inputs\": [" + in + "], \"ops\": [" + ops +
+         "], \"value_dtype\": " + Escape(std::string(Name(s.value_dtype))) + ", \"outputs\": [" +
+         out + "], \"note\": " + Escape(s.note) + ", \"lossy\": " + (s.lossy ? "true" : "false") +
          ", \"lossy_reason\": " + Escape(s.lossy_reason) +
          ", \"working_bytes\": " + std::to_string(s.working_bytes) + "}";
 }
@@ -194,12 +193,11 @@ std::string PlanToJson(const Plan& plan) {
          "\",\n  \"rule_file\": " + Escape(plan.rule_file) +
          ",\n  \"cast\": " + (plan.cast ? Escape(std::string(Name(*plan.cast))) : "null") +
          ",\n  \"lossy\": " + (plan.lossy ? "true" : "false") + ",\n  \"steps\": [" + steps +
-         (steps.empty() ? "" : "\n  ") + "],\n  \"dropped\": [" + dropped +
-         "],\n  \"notes\": [" + notes + "],\n  \"totals\": {\"input_bytes\": " +
-         std::to_string(plan.input_bytes) + ", \"output_bytes\": " +
-         std::to_string(plan.output_bytes) + ", \"peak_bytes\": " +
-         std::to_string(plan.peak_bytes) + ", \"peak_bytes_with_inputs\": " +
-         std::to_string(plan.peak_bytes_with_inputs) + "}\n}\n";
+         (steps.empty() ? "" : "\n  ") + "],\n  \"dropped\": [" + dropped + "],\n  \"notes\": [" +
+         notes + "],\n  \"totals\": {\"input_bytes\": " + std::to_string(plan.input_bytes) +
+         ", \"output_bytes\": " + std::to_string(plan.output_bytes) +
+         ", \"peak_bytes\": " + std::to_string(plan.peak_bytes) +
+         ", \"peak_bytes_with_inputs\": " + std::to_string(plan.peak_bytes_with_inputs) + "}\n}\n";
 }
 
 }  // namespace cw

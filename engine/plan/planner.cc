@@ -85,8 +85,7 @@ Result<Plan> MakePlan(const RuleSet& rules, const std::vector<TensorInfo>& inven
   std::string message = first.message();
   for (size_t i = 1; i < outcome.errors.size(); ++i)
     message += "\n" + outcome.errors[i].ToString();
-  return Error(first.code(), message + "\n(" + std::to_string(outcome.errors.size()) +
-                                 " problems)",
+  return Error(first.code(), message + "\n(" + std::to_string(outcome.errors.size()) + " problems)",
                first.where());
 }
 

@@ -18,8 +18,8 @@ void Report(std::vector<Error>& out, const RuleSet& rules, const std::string& wh
             const std::vector<std::string>& items) {
   if (items.empty())
     return;
-  std::string message = "round trip hf -> ms -> hf " + what + " (" +
-                         std::to_string(items.size()) + "):";
+  std::string message =
+      "round trip hf -> ms -> hf " + what + " (" + std::to_string(items.size()) + "):";
   for (size_t i = 0; i < items.size() && i < kMaxListed; ++i)
     message += "\n    " + items[i];
   if (items.size() > kMaxListed)

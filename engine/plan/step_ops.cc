@@ -16,7 +16,8 @@ Error Bug(const std::string& message) {
 
 // Applies one op to a list of shapes.
 Status StepShapes(const PrimitiveOp& op, std::vector<Shape>& shapes) {
-  if (op.first >= shapes.size() || (op.kind == Kind::kConcat && op.count > shapes.size() - op.first))
+  if (op.first >= shapes.size() ||
+      (op.kind == Kind::kConcat && op.count > shapes.size() - op.first))
     return Bug(std::string(PrimitiveKindName(op.kind)) + " refers past the value list");
   Shape& s = shapes[op.first];
   const auto axis = static_cast<size_t>(op.axis);

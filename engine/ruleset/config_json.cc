@@ -1,8 +1,8 @@
 // The only file of the ruleset module that uses nlohmann-json: config.json -> ConfigValues.
-#include <nlohmann/json.hpp>
-
 #include <fstream>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/base/limits.h"
 #include "engine/ruleset/params.h"

@@ -73,12 +73,12 @@ Status ParamResolver::CheckInputs() const {
     }
     const auto v = ParseValueText(text, decl->type);
     if (!v) {
-      return Error(ErrorCode::kUsage, "--set " + name + "=" + text + ": " + decl->name +
-                                          " is a " + ValueTypeName(decl->type) + " parameter");
+      return Error(ErrorCode::kUsage, "--set " + name + "=" + text + ": " + decl->name + " is a " +
+                                          ValueTypeName(decl->type) + " parameter");
     }
     if (!IsAllowed(*decl, *v)) {
-      return Error(ErrorCode::kUsage, "--set " + name + "=" + text + ": " + decl->name +
-                                          " takes " + AllowedList(*decl));
+      return Error(ErrorCode::kUsage, "--set " + name + "=" + text + ": " + decl->name + " takes " +
+                                          AllowedList(*decl));
     }
   }
   return OkStatus();
@@ -145,8 +145,7 @@ Result<Value> ParamResolver::Resolve(const ParamDecl& decl) {
       tried.push_back("text_config." + k);
     }
     return Error(ErrorCode::kPlanInvalid,
-                 "parameter " + decl.name + " has no value: give --set " + decl.name +
-                     "=..." +
+                 "parameter " + decl.name + " has no value: give --set " + decl.name + "=..." +
                      (tried.empty() ? std::string()
                                     : " or a config.json with " + JoinNames(tried) +
                                           (inputs_.config.file.empty()
@@ -155,9 +154,9 @@ Result<Value> ParamResolver::Resolve(const ParamDecl& decl) {
                  decl.where);
   }
   if (!IsAllowed(decl, *v)) {
-    return Error(ErrorCode::kPlanInvalid, "parameter " + decl.name + " is " + v->ToString() +
-                                              " (from " + source + "), but it takes " +
-                                              AllowedList(decl),
+    return Error(ErrorCode::kPlanInvalid,
+                 "parameter " + decl.name + " is " + v->ToString() + " (from " + source +
+                     "), but it takes " + AllowedList(decl),
                  decl.where);
   }
   resolved_[decl.name] = Resolved{*v, source};

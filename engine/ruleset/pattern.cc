@@ -1,11 +1,11 @@
 // The only file that uses RE2.
 #include "engine/ruleset/pattern.h"
 
-#include <re2/re2.h>
-#include <re2/set.h>
-
 #include <algorithm>
 #include <cctype>
+
+#include <re2/re2.h>
+#include <re2/set.h>
 
 namespace cw {
 namespace {
@@ -68,8 +68,8 @@ Result<NamePattern> NamePattern::Parse(const std::string& text, const Location& 
       if (!p.segments_.empty() && p.segments_.back().kind == PatternSegment::Kind::kLiteral)
         p.segments_.back().text += text.substr(i, end - i);
       else
-        p.segments_.push_back({PatternSegment::Kind::kLiteral, text.substr(i, end - i),
-                               static_cast<int>(i)});
+        p.segments_.push_back(
+            {PatternSegment::Kind::kLiteral, text.substr(i, end - i), static_cast<int>(i)});
       i = end;
     }
   }
@@ -140,9 +140,9 @@ PatternMatcher::PatternMatcher(PatternMatcher&&) noexcept = default;
 PatternMatcher& PatternMatcher::operator=(PatternMatcher&&) noexcept = default;
 PatternMatcher::~PatternMatcher() = default;
 
-Result<PatternMatcher> PatternMatcher::Compile(
-    const NamePattern& pattern, const std::map<std::string, PlaceholderType>& types,
-    const std::map<std::string, std::string>& params) {
+Result<PatternMatcher> PatternMatcher::Compile(const NamePattern& pattern,
+                                               const std::map<std::string, PlaceholderType>& types,
+                                               const std::map<std::string, std::string>& params) {
   auto impl = std::make_unique<Impl>();
   for (const auto& s : pattern.segments()) {
     if (s.kind == PatternSegment::Kind::kLiteral) {
@@ -154,9 +154,11 @@ Result<PatternMatcher> PatternMatcher::Compile(
       std::string alternatives;
       for (const std::string& v : t.values)
         alternatives += (alternatives.empty() ? "" : "|") + RE2::QuoteMeta(v);
-      impl->regex += "(" + (t.integer            ? std::string(kIntRegex)
-                            : t.values.empty()   ? std::string(kIdentRegex)
-                                                 : alternatives) + ")";
+      impl->regex += "(" +
+                     (t.integer          ? std::string(kIntRegex)
+                      : t.values.empty() ? std::string(kIdentRegex)
+                                         : alternatives) +
+                     ")";
       impl->groups.emplace_back(s.text, t.integer);
     }
   }

@@ -100,8 +100,7 @@ void BuildParam(const TextNode& key, const TextNode& node, RuleSet& out, Diagnos
   out.params.push_back(std::move(p));
 }
 
-void BuildPlaceholder(const TextNode& key, const TextNode& node, RuleSet& out,
-                      Diagnostics& diag) {
+void BuildPlaceholder(const TextNode& key, const TextNode& node, RuleSet& out, Diagnostics& diag) {
   PlaceholderDecl p;
   p.name = key.scalar;
   p.where = key.where;
@@ -263,10 +262,10 @@ RuleFileParts BuildRuleFile(const TextNode& root, Diagnostics& diag) {
   RuleFileParts parts;
   parts.rules.file = root.where.file;
   const size_t before = diag.errors.size();
-  Fields f(root, "the rule file",
-           {"name", "description", "models", "hf_layout", "extends", "params", "placeholders",
-            "rules"},
-           diag);
+  Fields f(
+      root, "the rule file",
+      {"name", "description", "models", "hf_layout", "extends", "params", "placeholders", "rules"},
+      diag);
   if (!f.ok())
     return parts;
   BuildHeader(f, parts, diag);

@@ -24,8 +24,8 @@ struct Diagnostics {
 
 // The parts of one file, before `extends:` is applied.
 struct RuleFileParts {
-  RuleSet rules;              // header, params, placeholders, rules of this file only
-  std::string extends;        // the file named by `extends:`, empty if none
+  RuleSet rules;        // header, params, placeholders, rules of this file only
+  std::string extends;  // the file named by `extends:`, empty if none
   Location extends_where;
   bool has_description = false;
   bool has_models = false;

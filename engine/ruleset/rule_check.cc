@@ -38,9 +38,9 @@ void CheckParams(const RuleSet& rs, Diagnostics& diag) {
     if (p.default_value) {
       CheckNames(*p.default_value, params, "the default of " + p.name, diag);
       if (auto c = p.default_value->AsConstant(); c && c->type() != p.type) {
-        diag.Rule("the default of " + p.name + " is " + c->ToString() + ", not " +
-                      ValueTypeName(p.type),
-                  p.default_value->where());
+        diag.Rule(
+            "the default of " + p.name + " is " + c->ToString() + ", not " + ValueTypeName(p.type),
+            p.default_value->where());
       }
     }
     if (!p.flag.empty() && !flags.emplace(p.flag, &p).second)
@@ -144,8 +144,7 @@ void CheckExpressions(const RuleSet& rs, const Rule& rule, Diagnostics& diag) {
 // values it holds (a run of tensors, one per value) or "" for a single tensor.
 using Slots = std::vector<std::string>;
 
-std::string SlotOver(const NamePattern& p, const std::set<std::string>& overs,
-                     Diagnostics& diag) {
+std::string SlotOver(const NamePattern& p, const std::set<std::string>& overs, Diagnostics& diag) {
   std::string found;
   for (const std::string& n : p.placeholders()) {
     if (!overs.count(n))
@@ -187,8 +186,8 @@ bool StepSlots(const OpSpec& op, Slots& slots, Diagnostics& diag) {
       if (any_gathered)
         return fail("stack the gathered tensors first");
       if (!op.sizes.empty() && op.sizes.size() != n)
-        return fail("gives " + std::to_string(op.sizes.size()) + " sizes for " +
-                    std::to_string(n) + " tensors");
+        return fail("gives " + std::to_string(op.sizes.size()) + " sizes for " + std::to_string(n) +
+                    " tensors");
       slots.assign(1, "");
       return true;
     case OpKind::kSplit:
@@ -246,8 +245,7 @@ std::optional<std::vector<int>> SimulateChain(const RuleSet& rs, const Rule& rul
   }
   if (slots.size() != rule.ms.size()) {
     diag.Rule("the ops turn " + std::to_string(rule.hf.size()) + " hf tensor(s) into " +
-                  std::to_string(slots.size()) + " but ms names " +
-                  std::to_string(rule.ms.size()),
+                  std::to_string(slots.size()) + " but ms names " + std::to_string(rule.ms.size()),
               rule.where);
     return std::nullopt;
   }
@@ -278,8 +276,9 @@ void CheckBinding(const Rule& rule, Diagnostics& diag) {
         if (p.has_placeholder(name))
           continue;
         const Side other = side == Side::kHf ? Side::kMs : Side::kHf;
-        const bool on_other = std::any_of(rule.side(other).begin(), rule.side(other).end(),
-                                          [&](const NamePattern& q) { return q.has_placeholder(name); });
+        const bool on_other =
+            std::any_of(rule.side(other).begin(), rule.side(other).end(),
+                        [&](const NamePattern& q) { return q.has_placeholder(name); });
         diag.Rule("placeholder {" + name + "} is bound on the " + SideName(other) +
                       " side only; pattern \"" + p.text() + "\" must use it too" +
                       (on_other ? " (or stack/unstack over it)" : ""),

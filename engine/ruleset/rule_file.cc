@@ -1,10 +1,10 @@
 // The only file that uses yaml-cpp: YAML text -> TextNode, with positions made 1-based and
 // duplicate keys rejected (yaml-cpp 0.7 silently keeps both).
-#include <yaml-cpp/yaml.h>
-
 #include <new>
 #include <set>
 #include <stdexcept>
+
+#include <yaml-cpp/yaml.h>
 
 #include "engine/base/limits.h"
 #include "engine/ruleset/text_node.h"

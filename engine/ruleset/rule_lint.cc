@@ -26,9 +26,8 @@ std::map<std::string, std::string> SampleParamText(const RuleSet& rs) {
 }
 
 // Sample names a pattern can match: placeholders take a few typical values each.
-std::vector<std::pair<std::string, Bindings>> Samples(const RuleSet& rs, const NamePattern& p,
-                                                      const std::map<std::string, std::string>&
-                                                          params) {
+std::vector<std::pair<std::string, Bindings>> Samples(
+    const RuleSet& rs, const NamePattern& p, const std::map<std::string, std::string>& params) {
   std::vector<Bindings> bindings(1);
   for (const std::string& name : p.placeholders()) {
     const PlaceholderDecl* d = rs.FindPlaceholder(name);
@@ -212,10 +211,10 @@ void CheckTied(const RuleSet& rs, std::vector<Error>& out) {
       found = found || (m.ok() && m->Match(r.tied->to, &b));
     }
     if (!found) {
-      out.emplace_back(ErrorCode::kRuleInvalid,
-                       "tied.to \"" + r.tied->to +
-                           "\" is not converted by any one-to-one rule without ops",
-                       r.tied->where);
+      out.emplace_back(
+          ErrorCode::kRuleInvalid,
+          "tied.to \"" + r.tied->to + "\" is not converted by any one-to-one rule without ops",
+          r.tied->where);
     }
   }
 }

@@ -71,8 +71,7 @@ class Loader {
   }
 
  private:
-  std::optional<RuleSet> LoadBase(const RuleFileParts& parts, const fs::path& base_dir,
-                                  int depth) {
+  std::optional<RuleSet> LoadBase(const RuleFileParts& parts, const fs::path& base_dir, int depth) {
     const fs::path path = base_dir / parts.extends;
     std::error_code ec;
     const std::string key = fs::weakly_canonical(path, ec).string();
@@ -122,10 +121,10 @@ Result<RuleSet> FirstError(RuleLoad load) {
   Error first = std::move(load.errors.front());
   if (load.errors.size() == 1)
     return first;
-  return Error(first.code(),
-               first.message() + " (and " + std::to_string(load.errors.size() - 1) +
-                   " more problems)",
-               first.where());
+  return Error(
+      first.code(),
+      first.message() + " (and " + std::to_string(load.errors.size() - 1) + " more problems)",
+      first.where());
 }
 
 }  // namespace

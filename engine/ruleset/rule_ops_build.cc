@@ -9,10 +9,10 @@ namespace cw {
 namespace {
 
 constexpr std::array<OpKind, 13> kAllOps = {
-    OpKind::kTranspose,      OpKind::kPermute,          OpKind::kReshape, OpKind::kConcat,
-    OpKind::kSplit,          OpKind::kStack,            OpKind::kUnstack, OpKind::kInterleave,
-    OpKind::kDeinterleave,   OpKind::kRopeInterleave,   OpKind::kRopeDeinterleave,
-    OpKind::kPad,            OpKind::kTruncate};
+    OpKind::kTranspose,    OpKind::kPermute,        OpKind::kReshape,          OpKind::kConcat,
+    OpKind::kSplit,        OpKind::kStack,          OpKind::kUnstack,          OpKind::kInterleave,
+    OpKind::kDeinterleave, OpKind::kRopeInterleave, OpKind::kRopeDeinterleave, OpKind::kPad,
+    OpKind::kTruncate};
 
 std::vector<std::string> OpNames() {
   std::vector<std::string> names;
@@ -61,9 +61,10 @@ void ReadPerm(const TextNode& value, OpSpec& op, Diagnostics& diag) {
   }
   std::vector<bool> seen(perm->size(), false);
   for (int a : *perm) {
-    const bool valid = op.kind == OpKind::kTranspose
-                           ? a >= -16 && a < 16
-                           : a >= 0 && static_cast<size_t>(a) < seen.size() && !seen[static_cast<size_t>(a)];
+    const bool valid =
+        op.kind == OpKind::kTranspose
+            ? a >= -16 && a < 16
+            : a >= 0 && static_cast<size_t>(a) < seen.size() && !seen[static_cast<size_t>(a)];
     if (!valid) {
       diag.Rule(name + " axes must be distinct axes " +
                     (op.kind == OpKind::kPermute ? "0.." + std::to_string(perm->size() - 1) : ""),
@@ -114,18 +115,44 @@ void ReadSizesOrEqual(const Fields& f, const TextNode& value, OpSpec& op, const 
   }
 }
 
+void ReadReshape(const TextNode& value, OpSpec& op, Diagnostics& diag) {
+  const std::string name = OpKindName(op.kind);
+  Fields f(value, name, {"from", "to"}, diag);
+  if (Require(f, "from", value, name, ": the shape before, so that the reverse can restore it",
+              diag))
+    op.from_shape = ReadExprList(*f.Get("from"), "from", diag).value_or(std::vector<Expr>{});
+  if (Require(f, "to", value, name, "", diag))
+    op.to_shape = ReadExprList(*f.Get("to"), "to", diag).value_or(std::vector<Expr>{});
+}
+
+void ReadRope(const TextNode& value, OpSpec& op, Diagnostics& diag) {
+  const std::string name = OpKindName(op.kind);
+  Fields f(value, name, {"heads", "axis"}, diag);
+  ReadAxis(f, op, diag);
+  if (!Require(f, "heads", value, name, ": the head count of each tensor", diag))
+    return;
+  const TextNode& h = *f.Get("heads");
+  if (h.is_sequence())
+    op.heads = ReadExprList(h, "heads", diag).value_or(std::vector<Expr>{});
+  else if (auto e = ReadExpr(h, "heads", diag))
+    op.heads.push_back(std::move(*e));
+}
+
+void ReadResize(const TextNode& value, OpSpec& op, Diagnostics& diag) {
+  const std::string name = OpKindName(op.kind);
+  Fields f(value, name, {"axis", "from", "to"}, diag);
+  ReadAxis(f, op, diag);
+  if (Require(f, "from", value, name, ": the axis length before, for the inverse", diag))
+    op.from_size = ReadExpr(*f.Get("from"), "from", diag);
+  if (Require(f, "to", value, name, "", diag))
+    op.to_size = ReadExpr(*f.Get("to"), "to", diag);
+}
+
 void ReadOpMap(const TextNode& value, OpSpec& op, Diagnostics& diag) {
   const std::string name = OpKindName(op.kind);
   switch (op.kind) {
-    case OpKind::kReshape: {
-      Fields f(value, name, {"from", "to"}, diag);
-      if (Require(f, "from", value, name, ": the shape before, so that the reverse can restore it",
-                  diag))
-        op.from_shape = ReadExprList(*f.Get("from"), "from", diag).value_or(std::vector<Expr>{});
-      if (Require(f, "to", value, name, "", diag))
-        op.to_shape = ReadExprList(*f.Get("to"), "to", diag).value_or(std::vector<Expr>{});
-      return;
-    }
+    case OpKind::kReshape:
+      return ReadReshape(value, op, diag);
     case OpKind::kConcat:
     case OpKind::kSplit: {
       Fields f(value, name, {"axis", "sizes", op.kind == OpKind::kConcat ? "equal" : "parts"},
@@ -156,28 +183,11 @@ void ReadOpMap(const TextNode& value, OpSpec& op, Diagnostics& diag) {
       return;
     }
     case OpKind::kRopeInterleave:
-    case OpKind::kRopeDeinterleave: {
-      Fields f(value, name, {"heads", "axis"}, diag);
-      ReadAxis(f, op, diag);
-      if (Require(f, "heads", value, name, ": the head count of each tensor", diag)) {
-        const TextNode& h = *f.Get("heads");
-        if (h.is_sequence())
-          op.heads = ReadExprList(h, "heads", diag).value_or(std::vector<Expr>{});
-        else if (auto e = ReadExpr(h, "heads", diag))
-          op.heads.push_back(std::move(*e));
-      }
-      return;
-    }
+    case OpKind::kRopeDeinterleave:
+      return ReadRope(value, op, diag);
     case OpKind::kPad:
-    case OpKind::kTruncate: {
-      Fields f(value, name, {"axis", "from", "to"}, diag);
-      ReadAxis(f, op, diag);
-      if (Require(f, "from", value, name, ": the axis length before, for the inverse", diag))
-        op.from_size = ReadExpr(*f.Get("from"), "from", diag);
-      if (Require(f, "to", value, name, "", diag))
-        op.to_size = ReadExpr(*f.Get("to"), "to", diag);
-      return;
-    }
+    case OpKind::kTruncate:
+      return ReadResize(value, op, diag);
     case OpKind::kTranspose:
     case OpKind::kPermute:
       ReadPerm(value, op, diag);
@@ -189,9 +199,9 @@ void ReadOpMap(const TextNode& value, OpSpec& op, Diagnostics& diag) {
 
 std::optional<OpSpec> BuildOp(const TextNode& item, Diagnostics& diag) {
   if (!item.is_map()) {
-    diag.Rule("an op must be a map such as {transpose: [0, 1]}, not " +
-                  std::string(item.KindName()),
-              item.where);
+    diag.Rule(
+        "an op must be a map such as {transpose: [0, 1]}, not " + std::string(item.KindName()),
+        item.where);
     return std::nullopt;
   }
   const size_t before = diag.errors.size();

@@ -23,7 +23,7 @@ namespace cw {
 enum class Side { kHf, kMs };
 enum class Direction { kForward, kReverse };  // forward = hf -> ms
 
-const char* SideName(Side side);  // "hf", "ms"
+const char* SideName(Side side);                 // "hf", "ms"
 const char* DirectionName(Direction direction);  // "forward", "reverse"
 inline Side SourceSide(Direction d) { return d == Direction::kForward ? Side::kHf : Side::kMs; }
 inline Side TargetSide(Direction d) { return d == Direction::kForward ? Side::kMs : Side::kHf; }
@@ -77,20 +77,20 @@ bool IsPerTensor(OpKind kind);
 struct OpSpec {
   OpKind kind = OpKind::kTranspose;
   Location where;
-  int axis = 0;                     // negative counts from the end
-  std::vector<int> perm;            // permute; transpose: the two axes
-  std::vector<Expr> sizes;          // concat/split sizes; (de)interleave per-group chunk sizes
-  std::optional<int> parts;         // split/deinterleave: number of equal parts
-  bool equal = false;               // concat/interleave: inputs declared equal in size
-  std::optional<Expr> groups;       // (de)interleave
-  std::vector<Expr> from_shape;     // reshape (one entry may evaluate to -1)
-  std::vector<Expr> to_shape;       // reshape
-  std::string over;                 // stack/unstack: the placeholder
-  std::vector<Expr> heads;          // rope: one for all tensors, or one per selected tensor
-  std::optional<Expr> from_size;    // pad/truncate: axis length before
-  std::optional<Expr> to_size;      // pad/truncate: axis length after
-  std::vector<int> tensors;         // per-tensor ops: indices into the list (empty = all)
-  std::optional<Expr> when;         // the op runs only when this holds (parameters only)
+  int axis = 0;                   // negative counts from the end
+  std::vector<int> perm;          // permute; transpose: the two axes
+  std::vector<Expr> sizes;        // concat/split sizes; (de)interleave per-group chunk sizes
+  std::optional<int> parts;       // split/deinterleave: number of equal parts
+  bool equal = false;             // concat/interleave: inputs declared equal in size
+  std::optional<Expr> groups;     // (de)interleave
+  std::vector<Expr> from_shape;   // reshape (one entry may evaluate to -1)
+  std::vector<Expr> to_shape;     // reshape
+  std::string over;               // stack/unstack: the placeholder
+  std::vector<Expr> heads;        // rope: one for all tensors, or one per selected tensor
+  std::optional<Expr> from_size;  // pad/truncate: axis length before
+  std::optional<Expr> to_size;    // pad/truncate: axis length after
+  std::vector<int> tensors;       // per-tensor ops: indices into the list (empty = all)
+  std::optional<Expr> when;       // the op runs only when this holds (parameters only)
 };
 
 // The exact inverse of `op`. `inputs` is the number of tensors in the list before `op` runs
@@ -99,8 +99,8 @@ OpSpec InverseOp(const OpSpec& op, int inputs);
 
 // A dtype choice for the tensors a rule writes on one side.
 struct DTypeOverride {
-  bool keep = true;            // keep the source dtype even when a cast is requested
-  DType dtype = DType::kF32;   // when !keep: write this dtype (floating tensors only)
+  bool keep = true;           // keep the source dtype even when a cast is requested
+  DType dtype = DType::kF32;  // when !keep: write this dtype (floating tensors only)
 };
 
 // `tied:` — the rule's hf tensor may be absent because it equals another tensor (`to`, an hf
@@ -114,14 +114,14 @@ struct TiedSpec {
 };
 
 struct Rule {
-  Location where;                      // the rule's "- " in the file
-  std::vector<NamePattern> hf;         // inputs forward, in list order
-  std::vector<NamePattern> ms;         // outputs forward, in list order
-  std::vector<OpSpec> ops;             // forward chain
-  std::vector<OpSpec> reverse_ops;     // filled at load: inverted and reversed
-  std::optional<Expr> when;            // parameters and placeholders
-  std::optional<Expr> optional;        // parameters only; true = may match nothing
-  bool drop = false;                   // one-sided rule: matched tensors are dropped
+  Location where;                   // the rule's "- " in the file
+  std::vector<NamePattern> hf;      // inputs forward, in list order
+  std::vector<NamePattern> ms;      // outputs forward, in list order
+  std::vector<OpSpec> ops;          // forward chain
+  std::vector<OpSpec> reverse_ops;  // filled at load: inverted and reversed
+  std::optional<Expr> when;         // parameters and placeholders
+  std::optional<Expr> optional;     // parameters only; true = may match nothing
+  bool drop = false;                // one-sided rule: matched tensors are dropped
   std::optional<TiedSpec> tied;
   std::optional<DTypeOverride> dtype_hf;  // dtype of tensors written on the hf side (reverse)
   std::optional<DTypeOverride> dtype_ms;  // dtype of tensors written on the ms side (forward)
@@ -141,7 +141,7 @@ struct Rule {
 };
 
 struct RuleSet {
-  std::string file;                // the file loaded (first of `sources`)
+  std::string file;                  // the file loaded (first of `sources`)
   std::vector<std::string> sources;  // that file and every file it extends
   std::string name;
   std::string description;

@@ -14,11 +14,11 @@ namespace cw {
 struct TextNode {
   enum class Kind { kNull, kScalar, kSequence, kMap };
   Kind kind = Kind::kNull;
-  std::string scalar;   // kScalar: the text
-  bool quoted = false;  // kScalar: written in quotes (so `"true"` is text, not a boolean)
-  std::vector<TextNode> items;                          // kSequence
-  std::vector<std::pair<TextNode, TextNode>> entries;   // kMap: key, value in file order
-  Location where;       // 1-based line and column of the node
+  std::string scalar;           // kScalar: the text
+  bool quoted = false;          // kScalar: written in quotes (so `"true"` is text, not a boolean)
+  std::vector<TextNode> items;  // kSequence
+  std::vector<std::pair<TextNode, TextNode>> entries;  // kMap: key, value in file order
+  Location where;                                      // 1-based line and column of the node
 
   bool is_scalar() const { return kind == Kind::kScalar; }
   bool is_map() const { return kind == Kind::kMap; }

@@ -1,5 +1,6 @@
 #include "engine/tensor/dtype_cast.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <bit>
@@ -12,8 +13,13 @@ namespace {
 constexpr uint16_t kBF16NaN = 0xFFFF;        // ATen's vectorised float -> bfloat16 NaN
 constexpr uint16_t kBF16ScalarNaN = 0x7FC0;  // c10::BFloat16(float) NaN
 
+// F16C through CPUID leaf 1: clang 14's __builtin_cpu_supports does not know "f16c".
 bool HasF16C() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __builtin_cpu_supports("avx2") && __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 &&
+           (ecx & bit_F16C) != 0;
+  }();
   return has;
 }
 

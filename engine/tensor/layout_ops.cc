@@ -52,9 +52,9 @@ AxisView ViewAround(const Shape& shape, size_t axis, uint32_t element_bytes) {
 
 // A permutation problem after size-1 axes are dropped and axes that stay adjacent are merged.
 struct Simplified {
-  Shape shape;                 // input shape
-  std::vector<int> perm;       // output axis i = input axis perm[i]
-  uint64_t block_bytes = 0;    // contiguous bytes moved as one element
+  Shape shape;               // input shape
+  std::vector<int> perm;     // output axis i = input axis perm[i]
+  uint64_t block_bytes = 0;  // contiguous bytes moved as one element
 };
 
 Simplified Simplify(const Shape& shape, std::span<const int> perm, uint32_t element_bytes) {
@@ -82,8 +82,9 @@ Simplified Simplify(const Shape& shape, std::span<const int> perm, uint32_t elem
   }
   std::vector<int> run_order(runs.size());
   std::iota(run_order.begin(), run_order.end(), 0);
-  std::sort(run_order.begin(), run_order.end(),
-            [&](int a, int b) { return runs[static_cast<size_t>(a)][0] < runs[static_cast<size_t>(b)][0]; });
+  std::sort(run_order.begin(), run_order.end(), [&](int a, int b) {
+    return runs[static_cast<size_t>(a)][0] < runs[static_cast<size_t>(b)][0];
+  });
   Simplified s;
   std::vector<int> run_to_input(runs.size());
   for (size_t k = 0; k < run_order.size(); ++k) {
@@ -214,8 +215,7 @@ Result<TensorData> PermuteAxes(const TensorView& in, std::span<const int> perm,
 }
 
 Result<std::vector<TensorData>> SplitAxis(const TensorView& in, int axis,
-                                          std::span<const uint64_t> sizes,
-                                          uint32_t element_bytes) {
+                                          std::span<const uint64_t> sizes, uint32_t element_bytes) {
   CW_RETURN_IF_ERROR(CheckBuffer(in, element_bytes));
   CW_ASSIGN_OR_RETURN(const size_t a, CheckAxis(in.shape, axis));
   const AxisView v = ViewAround(in.shape, a, element_bytes);
@@ -275,7 +275,8 @@ Result<TensorData> PadAxis(const TensorView& in, int axis, uint64_t new_size,
   const AxisView v = ViewAround(in.shape, a, element_bytes);
   const auto out_bytes = CheckedMul(v.outer * v.inner_bytes, new_size);
   if (new_size < v.length || !out_bytes)
-    return Bug("cannot pad axis of " + std::to_string(v.length) + " to " + std::to_string(new_size));
+    return Bug("cannot pad axis of " + std::to_string(v.length) + " to " +
+               std::to_string(new_size));
   TensorData out = TensorData::Allocate(*out_bytes);
   std::memset(out.mutable_bytes().data(), 0, *out_bytes);
   const uint64_t run = v.length * v.inner_bytes;

@@ -41,12 +41,10 @@ Shape PermutedShape(const Shape& shape, std::span<const int> perm);
 // Cuts `in` along `axis` into consecutive parts of the given sizes (which must sum to the axis
 // length). Part i has the input's shape with shape[axis] = sizes[i].
 Result<std::vector<TensorData>> SplitAxis(const TensorView& in, int axis,
-                                          std::span<const uint64_t> sizes,
-                                          uint32_t element_bytes);
+                                          std::span<const uint64_t> sizes, uint32_t element_bytes);
 
 // Joins tensors along `axis`: all inputs have the same rank and agree on every other axis.
-Result<TensorData> ConcatAxis(std::span<const TensorView> inputs, int axis,
-                              uint32_t element_bytes);
+Result<TensorData> ConcatAxis(std::span<const TensorView> inputs, int axis, uint32_t element_bytes);
 
 // Grows `axis` to `new_size` by appending zero bytes. REQUIRES: new_size >= shape[axis].
 Result<TensorData> PadAxis(const TensorView& in, int axis, uint64_t new_size,

@@ -18,10 +18,10 @@ struct LlamaShape {
   int head_dim = 0;  // 0: hidden / heads, and config.json has no head_dim
   int intermediate = 48;
   int vocab = 64;
-  bool qkv_bias = false;     // q/k/v biases present (Qwen2)
-  bool lm_head = true;       // lm_head.weight present
-  bool tied = false;         // config.json tie_word_embeddings
-  bool inv_freq = false;     // rotary_emb.inv_freq buffers present
+  bool qkv_bias = false;  // q/k/v biases present (Qwen2)
+  bool lm_head = true;    // lm_head.weight present
+  bool tied = false;      // config.json tie_word_embeddings
+  bool inv_freq = false;  // rotary_emb.inv_freq buffers present
   std::string model_type = "llama";
   DType dtype = DType::kBF16;
 };

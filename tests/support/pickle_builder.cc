@@ -3,7 +3,7 @@
 #include <bit>
 #include <cstring>
 
-namespace cw::test {
+namespace cw::test::pt {
 namespace {
 
 void AppendLE(std::string& out, uint64_t value, int bytes) {
@@ -149,4 +149,4 @@ std::string StateDictPickle(const std::vector<TensorSpec>& tensors) {
   return p.bytes();
 }
 
-}  // namespace cw::test
+}  // namespace cw::test::pt

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace cw::test {
+namespace cw::test::pt {
 
 class PickleBuilder {
  public:
@@ -78,4 +78,4 @@ struct TensorSpec {
 // MARK ... SETITEMS batch).
 std::string StateDictPickle(const std::vector<TensorSpec>& tensors);
 
-}  // namespace cw::test
+}  // namespace cw::test::pt

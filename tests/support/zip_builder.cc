@@ -4,7 +4,7 @@
 
 #include <stdexcept>
 
-namespace cw::test {
+namespace cw::test::pt {
 namespace {
 
 constexpr uint32_t kSentinel32 = 0xFFFFFFFF;
@@ -159,4 +159,4 @@ void Patch(std::string& bytes, uint64_t offset, uint64_t value, int width) {
     bytes.at(offset + static_cast<uint64_t>(i)) = static_cast<char>((value >> (8 * i)) & 0xFF);
 }
 
-}  // namespace cw::test
+}  // namespace cw::test::pt

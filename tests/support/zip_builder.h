@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-namespace cw::test {
+namespace cw::test::pt {
 
 struct ZipOptions {
   // miniz/torch style: data descriptors (zero CRC and sizes in local headers), every payload
@@ -51,4 +51,4 @@ BuiltZip TorchZip(const std::string& pickle,
 // `bytes` with its little-endian `width`-byte field at `offset` replaced by `value`.
 void Patch(std::string& bytes, uint64_t offset, uint64_t value, int width);
 
-}  // namespace cw::test
+}  // namespace cw::test::pt

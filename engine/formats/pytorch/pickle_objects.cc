@@ -67,9 +67,10 @@ Result<ObjectId> PickleMachine::New(Kind kind) {
 
 Result<ObjectId> PickleMachine::NewText(Kind kind, std::string text) {
   // Strings read from the input are bounded by it; this also bounds copies made by calls.
-  if (text.size() > text_budget_)
+  if (text.size() > text_budget_) {
     return Fail(ErrorCode::kLimitExceeded,
                 "strings and bytes add up to more than the input allows");
+  }
   text_budget_ -= text.size();
   CW_ASSIGN_OR_RETURN(const ObjectId id, New(kind));
   obj(id).text = std::move(text);

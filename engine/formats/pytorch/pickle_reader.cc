@@ -155,9 +155,10 @@ Status PickleMachine::Control(uint8_t code) {
   }
   if (code == op::kFrame) {  // framing only groups opcodes; the length must fit the input
     CW_ASSIGN_OR_RETURN(const uint64_t length, in_.ReadU64());
-    if (length > in_.remaining())
+    if (length > in_.remaining()) {
       return Fail(ErrorCode::kCorrupt,
                   "frame of " + std::to_string(length) + " bytes is truncated");
+    }
     return OkStatus();
   }
   CW_ASSIGN_OR_RETURN(tree_.root_, Pop());
@@ -371,9 +372,10 @@ Status PickleMachine::Call(uint8_t code) {
   CW_ASSIGN_OR_RETURN(const ObjectId callable, Pop());
   if (obj(callable).kind != Kind::kGlobal)
     return Fail(ErrorCode::kUnsupported, "cannot call " + tree_.Describe(callable));
-  if (obj(args).kind != Kind::kTuple)
+  if (obj(args).kind != Kind::kTuple) {
     return Fail(ErrorCode::kCorrupt,
                 "call arguments are " + tree_.Describe(args) + ", not a tuple");
+  }
   // NEWOBJ is cls.__new__(cls, *args); torch uses it for Parameter only.
   if (code != op::kReduce && obj(callable).global != GlobalKind::kParameter) {
     return Fail(ErrorCode::kUnsupported,

@@ -41,9 +41,10 @@ Result<Container> Detect(ByteSpan bytes, const std::string& file) {
   if (head.starts_with(kLegacyMagic))
     return Container::kLegacy;
   const Location start = ByteLocation(file, 0);
-  if (head.starts_with(kPreviewMagic))
+  if (head.starts_with(kPreviewMagic)) {
     return Error(ErrorCode::kUnsupported, "the PYTORCH1 format of torch previews is not read",
                  start);
+  }
   if (head.size() >= 262 && head.substr(257, 5) == "ustar")
     return Error(ErrorCode::kUnsupported, "the tar format of torch < 0.4 is not read", start);
   std::string hint;
@@ -234,15 +235,18 @@ Result<Indexed> ReadZip(ByteSpan bytes, const std::string& file) {
   return indexed;
 }
 
-// The legacy header pickles: protocol 1001 and a little-endian system.
-Status CheckLegacyHeader(const PickleTree& protocol, const PickleTree& sys_info,
-                         const PickleSource& sys_source) {
+// The legacy header pickles (the 2nd and 3rd): protocol 1001 and a little-endian system.
+Status CheckLegacyHeader(const std::vector<PickleTree>& trees,
+                         const std::vector<PickleSource>& sources) {
+  const PickleTree& protocol = trees[1];
   const Object& version = protocol.at(protocol.root());
   if (version.kind != Kind::kInt || version.int_value != kLegacyProtocol) {
     return Error(ErrorCode::kUnsupported,
                  "legacy torch protocol " + protocol.Describe(protocol.root()) + " is not read",
-                 ByteLocation(sys_source.file, sys_source.file_offset));
+                 ByteLocation(sources[1].file, sources[1].file_offset + version.offset));
   }
+  const PickleTree& sys_info = trees[2];
+  const PickleSource& sys_source = sources[2];
   const Object& info = sys_info.at(sys_info.root());
   for (size_t i = 0; info.kind == Kind::kDict && i + 1 < info.items.size(); i += 2) {
     const Object& key = sys_info.at(info.items[i]);
@@ -259,9 +263,10 @@ Status CheckLegacyHeader(const PickleTree& protocol, const PickleTree& sys_info,
 // After the main pickle: the list of storage keys, then each storage as an int64 count and data.
 Status ReadLegacyStorages(const PickleTree& keys, ByteReader& in, Indexed& indexed) {
   const Object& list = keys.at(keys.root());
-  if (list.kind != Kind::kList)
+  if (list.kind != Kind::kList) {
     return in.Fail(ErrorCode::kCorrupt,
                    "the legacy storage key list is " + keys.Describe(keys.root()));
+  }
   std::unordered_map<std::string, size_t> by_key;
   for (size_t i = 0; i < indexed.state.storages.size(); ++i)
     by_key.emplace(indexed.state.storages[i].key, i);
@@ -309,7 +314,7 @@ Result<Indexed> ReadLegacy(ByteSpan bytes, const std::string& file) {
     offset += tree.consumed_bytes();
     trees.push_back(std::move(tree));
   }
-  CW_RETURN_IF_ERROR(CheckLegacyHeader(trees[1], trees[2], sources[2]));
+  CW_RETURN_IF_ERROR(CheckLegacyHeader(trees, sources));
   Indexed indexed{{}, {}, file};
   CW_ASSIGN_OR_RETURN(indexed.state, IndexStateDict(trees[3], sources[3], /*legacy=*/true));
   ByteReader in(bytes.subspan(offset), file, offset);

@@ -47,7 +47,7 @@ Result<StateDict> Indexer::Run() {
   const ObjectId root = tree_.root();
   if (tree_.at(root).kind != Kind::kDict) {
     return Fail(root, ErrorCode::kUnsupported,
-                "the file holds " + tree_.Describe(root) + ", not a dict of tensors");
+                "the top-level object (" + tree_.Describe(root) + ") is not a dict of tensors");
   }
   CW_RETURN_IF_ERROR(Walk(root, ""));
   return std::move(state_);
@@ -109,9 +109,10 @@ std::string Indexer::DescribeSkipped(ObjectId value) const {
   const auto tensors = std::count_if(o.items.begin(), o.items.end(), [&](ObjectId item) {
     return tree_.at(item).kind == Kind::kTensor;
   });
-  if (tensors > 0)
+  if (tensors > 0) {
     text += " (holding " + std::to_string(tensors) + (tensors == 1 ? " tensor" : " tensors") +
             ", not read)";
+  }
   return text;
 }
 

@@ -20,7 +20,9 @@
 //  - payloads end before the CD and entries do not overlap (gaps, e.g. descriptors, are fine);
 //  - names are unique, ASCII case-insensitively, since torch's miniz finds records that way.
 // Counts and sizes meet the caps of engine/base/limits.h before anything is allocated. CRCs are not
-// checked (torch does not either). Encrypted entries are refused.
+// checked (torch does not either). Encrypted entries are refused. Stored entries are read in
+// place; deflated ones are inflated (by libzip, the only use of it) on request, up to a cap the
+// caller gives: the torch reader allows that for small records such as data.pkl only.
 #pragma once
 
 #include <cstdint>

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cw/error.h"
 
@@ -29,6 +31,56 @@ struct RewriteRequest {
   std::string torch_root_key;          // .bin/.pth: nest tensors under this key
 };
 Status Rewrite(const RewriteRequest& request, std::ostream& err);
+
+// Which rules a command uses: a rule file, or a model key (as the reference tool's --model)
+// resolved among the bundled rule files; plus parameter values.
+struct RuleChoice {
+  std::string rules_file;  // --rules
+  std::string model;       // --model: a key or alias listed by `convert_weight models`
+  // --set name=value and the seed flags (--layers 12 arrives as {"layers", "12"}), in order.
+  std::vector<std::pair<std::string, std::string>> set;
+  std::string config;  // --config: config.json to use instead of the one beside the input
+};
+
+// Converts a checkpoint with a rule file, forward (HF -> MindSpore) or reverse, streaming.
+struct ConvertRequest {
+  RuleChoice rules;
+  std::string input;   // file, folder, or any file of a sharded folder
+  std::string output;  // .ckpt, .safetensors, .bin/.pth/.pt, or a folder
+  bool reverse = false;
+  std::string dtype;  // "", fp32, fp16, bf16: cast every floating tensor
+  unsigned threads = 0;                // 0: all cores
+  std::string max_shard_size = "5GB";  // folder outputs
+  std::string max_memory = "2GiB";     // cap on the bytes steps hold at once
+  bool force = false;                  // replace an existing output
+  bool quiet = false;                  // no progress, no summary
+  bool progress = false;               // draw progress on `err` (set when it is a terminal)
+};
+Status Convert(const ConvertRequest& request, std::ostream& err);
+
+// Prints the plan of a conversion (steps, shapes, dtypes, bytes, peak memory) without reading
+// any tensor data.
+struct PlanRequest {
+  RuleChoice rules;
+  std::string input;
+  bool reverse = false;
+  std::string dtype;
+  bool json = false;
+};
+Status PrintPlan(const PlanRequest& request, std::ostream& out, std::ostream& err);
+
+// Checks rule files; with `against`, also compiles forward on that checkpoint and reverse on the
+// result and requires the original names, shapes and dtypes back. Prints every finding.
+struct LintRequest {
+  std::vector<std::string> rule_files;
+  std::string against;
+  std::string config;
+  std::vector<std::pair<std::string, std::string>> set;
+};
+Status Lint(const LintRequest& request, std::ostream& out);
+
+// The bundled rule files: model keys, aliases, description, parameters.
+Status ListModels(std::ostream& out);
 
 // Makes SIGINT and SIGTERM remove every temporary output before the process exits (status 130 or
 // 143), so an interrupted conversion leaves nothing under any output name. Call once, first thing

@@ -299,6 +299,15 @@ TEST_SUITE("formats.hf_folder") {
     CHECK(e.where().offset == 8u);
   }
 
+  TEST_CASE("shard errors say \"while\" once in their context lines") {
+    ShardedFixture f;
+    test::WriteFile(f.dir / "s1.safetensors", test::SafetensorsFile(1000, "{}"));
+    f.Index({{"a", "s1.safetensors"}, {"b", "s2.safetensors"}});
+    CHECK(f.OpenError().ToString().find("while while") == std::string::npos);  // damaged s1
+    f.Shard("s1.safetensors", {"a"});
+    CHECK(f.OpenError().ToString().find("while while") == std::string::npos);  // missing s2
+  }
+
   TEST_CASE("an index that is not valid JSON is refused at the byte, line and column") {
     ShardedFixture f;
     test::WriteFile(f.index, "{\n  \"weight_map\": {\n    \"a\" \"s1\"}}");

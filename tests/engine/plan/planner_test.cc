@@ -1,9 +1,9 @@
 #include "engine/plan/planner.h"
 
-#include <doctest/doctest.h>
-
 #include <algorithm>
 #include <string>
+
+#include <doctest/doctest.h>
 
 #include "engine/ruleset/rule_file.h"
 #include "tests/support/inventory_builder.h"
@@ -103,9 +103,9 @@ TEST_SUITE("plan.planner") {
     CHECK_FALSE(HasOutput(reverse, "lm_head.weight"));
     REQUIRE(reverse.dropped.size() == 1);
     CHECK(reverse.dropped[0].checked_equal);
-    const auto verify = std::find_if(reverse.steps.begin(), reverse.steps.end(), [](const PlanStep& s) {
-      return s.kind == PlanStep::Kind::kVerifyEqual;
-    });
+    const auto verify =
+        std::find_if(reverse.steps.begin(), reverse.steps.end(),
+                     [](const PlanStep& s) { return s.kind == PlanStep::Kind::kVerifyEqual; });
     REQUIRE(verify != reverse.steps.end());
     CHECK(reverse.inventory[verify->inputs[0]].name == "lm_head.weight");
     CHECK(reverse.inventory[verify->inputs[1]].name == "model.tok_embeddings.embedding_weight");
@@ -176,16 +176,16 @@ TEST_SUITE("plan.planner") {
     test::LlamaShape shape;
     shape.layers = 3;
     auto inventory = test::LlamaInventory(shape);
-    std::erase_if(inventory, [](const TensorInfo& t) {
-      return t.name.rfind("model.layers.1.", 0) == 0;
-    });
+    std::erase_if(inventory,
+                  [](const TensorInfo& t) { return t.name.rfind("model.layers.1.", 0) == 0; });
     PlanOptions options;
     options.params = test::LlamaParams(shape);
     auto plan = CompilePlan(rules, inventory, options);
     REQUIRE(plan.errors.size() >= 9);
     bool found = false;
     for (const Error& e : plan.errors)
-      found = found || e.message().find("model.layers.1.self_attn.q_proj.weight") != std::string::npos;
+      found =
+          found || e.message().find("model.layers.1.self_attn.q_proj.weight") != std::string::npos;
     CHECK(found);
   }
 

@@ -2,10 +2,10 @@
 // the fused layouts produce the exact row orders of models.md §6.
 #include "engine/plan/step_ops.h"
 
-#include <doctest/doctest.h>
-
 #include <map>
 #include <random>
+
+#include <doctest/doctest.h>
 
 #include "engine/plan/planner.h"
 #include "engine/ruleset/rule_file.h"
@@ -170,7 +170,8 @@ rules:
 )");
     std::mt19937 rng(4);
     Tensors in;
-    in["blocks.0.attn.qkv.weight"] = RandomTensor("blocks.0.attn.qkv.weight", DType::kF32, {24, 8}, rng);
+    in["blocks.0.attn.qkv.weight"] =
+        RandomTensor("blocks.0.attn.qkv.weight", DType::kF32, {24, 8}, rng);
     in["blocks.0.attn.qkv.bias"] = RandomTensor("blocks.0.attn.qkv.bias", DType::kF32, {24}, rng);
     CheckRoundTrip(rules, in);
   }
@@ -187,7 +188,8 @@ rules:
 )");
     std::mt19937 rng(5);
     Tensors in;
-    in["h.0.attn.c_attn.weight"] = RandomTensor("h.0.attn.c_attn.weight", DType::kF16, {8, 24}, rng);
+    in["h.0.attn.c_attn.weight"] =
+        RandomTensor("h.0.attn.c_attn.weight", DType::kF16, {8, 24}, rng);
     const Tensors there = Run(rules, in, Direction::kForward);
     CHECK(there.at("d.0.dense2.weight").info.shape == Shape{8, 8});
     CheckRoundTrip(rules, in);
@@ -263,7 +265,8 @@ rules:
     Tensors in;
     for (const char* wb : {"weight", "bias"}) {
       const bool w = std::string(wb) == "weight";
-      for (const auto& [n, rows] : std::map<std::string, uint64_t>{{"q", 84}, {"k", 12}, {"v", 12}}) {
+      for (const auto& [n, rows] :
+           std::map<std::string, uint64_t>{{"q", 84}, {"k", 12}, {"v", 12}}) {
         const std::string name = "l.0." + n + "." + wb;
         in[name] = RandomTensor(name, DType::kBF16, w ? Shape{rows, 40} : Shape{rows}, rng);
       }
@@ -330,7 +333,8 @@ rules:
     const ParamInputs p = Set({{"heads", "4"}, {"kv_heads", "2"}, {"head_dim", "4"}});
     const auto rows = Rows(Run(rules, in, Direction::kForward, p).at("l.0.qkv_rope"));
     // Per head of 4 rows: new row j = old 2j for j < 2, old 2(j-2)+1 otherwise; v untouched.
-    CHECK(std::vector<int>(rows.begin(), rows.begin() + 8) == std::vector<int>{0, 2, 1, 3, 4, 6, 5, 7});
+    CHECK(std::vector<int>(rows.begin(), rows.begin() + 8) ==
+          std::vector<int>{0, 2, 1, 3, 4, 6, 5, 7});
     CHECK(std::vector<int>(rows.begin() + 24, rows.end()) ==
           std::vector<int>{24, 25, 26, 27, 28, 29, 30, 31});
     CheckRoundTrip(rules, in, p);

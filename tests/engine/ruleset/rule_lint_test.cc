@@ -3,9 +3,9 @@
 //   # expect: <line>:<column>: <message>
 #include "engine/ruleset/rule_lint.h"
 
-#include <doctest/doctest.h>
-
 #include <filesystem>
+
+#include <doctest/doctest.h>
 
 #include "engine/ruleset/rule_file.h"
 #include "tests/support/test_files.h"

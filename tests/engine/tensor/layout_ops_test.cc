@@ -1,11 +1,11 @@
 #include "engine/tensor/layout_ops.h"
 
-#include <doctest/doctest.h>
-
 #include <algorithm>
 #include <cstring>
 #include <numeric>
 #include <random>
+
+#include <doctest/doctest.h>
 
 namespace cw {
 namespace {
@@ -29,9 +29,7 @@ std::vector<std::byte> Random(const Shape& shape, uint32_t element_bytes, std::m
   return out;
 }
 
-std::vector<std::byte> Bytes(const TensorData& d) {
-  return {d.bytes().begin(), d.bytes().end()};
-}
+std::vector<std::byte> Bytes(const TensorData& d) { return {d.bytes().begin(), d.bytes().end()}; }
 
 // Reference permutation: element by element with explicit index arithmetic.
 std::vector<std::byte> NaivePermute(const std::vector<std::byte>& in, const Shape& shape,

@@ -11,7 +11,7 @@
 namespace cw::pytorch {
 namespace {
 
-using test::PickleBuilder;
+using test::pt::PickleBuilder;
 
 constexpr uint64_t kBase = 1000;  // pretend the pickle starts at this file offset
 
@@ -73,7 +73,7 @@ TEST_SUITE("formats.pytorch.pickle_reader") {
     CHECK(items[11].int_value == -1);
   }
 
-  TEST_CASE("reads floats, strings, bytes and constants of protocols 0 to 5") {
+  TEST_CASE("reads the floats strings bytes and constants of protocols 0 to 5") {
     PickleBuilder p;
     p.Proto(4).Mark().Float(0.123).Raw("F-2.5\n").None().Bool(true).Bool(false);
     p.Str("caf\xc3\xa9")
@@ -119,7 +119,7 @@ TEST_SUITE("formats.pytorch.pickle_reader") {
     CHECK(tree.at(dict.items[0]).text == "w");
   }
 
-  TEST_CASE("reads protocol 4 framing, STACK_GLOBAL and MEMOIZE") {
+  TEST_CASE("reads protocol 4 framing with STACK_GLOBAL and MEMOIZE") {
     PickleBuilder body;
     body.Op(0x8c).Op(11).Raw("collections").Op(0x94).Op(0x8c).Op(11).Raw("OrderedDict");
     body.Op(0x94).Op(0x93).Op(0x94).EmptyTuple().Reduce().Op(0x94);
@@ -138,7 +138,7 @@ TEST_SUITE("formats.pytorch.pickle_reader") {
     CHECK(tree.at(dict.items[1]).items.size() == 2);
   }
 
-  TEST_CASE("refuses GLOBALs outside the allow-list, naming them, and runs nothing") {
+  TEST_CASE("refuses GLOBALs outside the allow-list by name and runs nothing") {
     test::TempDir dir;
     const std::string marker = (dir / "ran").string();
     for (const auto& [module, name] :
@@ -213,7 +213,7 @@ TEST_SUITE("formats.pytorch.pickle_reader") {
                  ErrorCode::kUnsupported, 7);
   }
 
-  TEST_CASE("reports stack underflow, a missing MARK and an unset memo entry as corrupt") {
+  TEST_CASE("reports stack underflow or a missing MARK or an unset memo entry as corrupt") {
     CheckRefused(PickleBuilder().Proto().Stop().bytes(), ErrorCode::kCorrupt, 2);
     CheckRefused(PickleBuilder().Proto().Int(1).Tuple().Stop().bytes(), ErrorCode::kCorrupt, 4);
     CheckRefused(PickleBuilder().Proto().Int(1).Mark().Tuple1().Stop().bytes(), ErrorCode::kCorrupt,
@@ -251,7 +251,7 @@ TEST_SUITE("formats.pytorch.pickle_reader") {
     CheckRefused(p.bytes(), ErrorCode::kCorrupt, 2);
   }
 
-  TEST_CASE("bounds the stack, the memo, the objects and the nesting") {
+  TEST_CASE("bounds the stack and the memo and the objects and the nesting") {
     PickleLimits limits;
     limits.max_stack_depth = 100;
     limits.max_memo_entries = 3;
@@ -357,7 +357,7 @@ TEST_SUITE("formats.pytorch.pickle_reader") {
     CHECK(unwrapped.tensor(unwrapped.root()).shape.empty());
   }
 
-  TEST_CASE("refuses tensors with negative strides, ranks over the cap or metadata bits") {
+  TEST_CASE("refuses tensors with negative strides or ranks over the cap or metadata bits") {
     PickleBuilder negative;
     negative.Proto().TensorV2("FloatStorage", "0", 4, 0, {2, 2}, {-1, 1}).Stop();
     auto tree = Run(negative.bytes());
@@ -377,7 +377,7 @@ TEST_SUITE("formats.pytorch.pickle_reader") {
     CHECK(Run(conj.bytes()).error().code() == ErrorCode::kUnsupported);
   }
 
-  TEST_CASE("turns Size, device, set and encoded bytes into inert values") {
+  TEST_CASE("turns Size and device and set and encoded bytes into inert values") {
     PickleBuilder p;
     p.Proto().Mark().Global("torch", "Size").Ints({2, 3}).Tuple1().Reduce();
     p.Global("torch", "device").Str("cuda").Int(1).Tuple2().Reduce();

@@ -11,8 +11,8 @@
 namespace cw::pytorch {
 namespace {
 
-using test::PickleBuilder;
-using test::TensorSpec;
+using test::pt::PickleBuilder;
+using test::pt::TensorSpec;
 
 std::unique_ptr<CheckpointReader> OpenShared(const std::string& relative) {
   auto file = MappedFile::Open(test::SharedPath("testdata/external/" + relative));
@@ -87,7 +87,7 @@ void CheckError(const std::string& bytes, ErrorCode code, std::optional<uint64_t
 }
 
 TEST_SUITE("formats.pytorch.reader") {
-  TEST_CASE("reads every dtype, view and edge case of dtypes_views.pt with exact values") {
+  TEST_CASE("reads every dtype and view and edge case of dtypes_views.pt with exact values") {
     const auto reader = OpenShared("torch/dtypes_views.pt");
     CHECK(reader->format() == FileFormat::kTorch);
     CHECK(Names(*reader) == std::vector<std::string>{"f32", "f64", "f16", "bf16", "i64", "i32",
@@ -135,7 +135,8 @@ TEST_SUITE("formats.pytorch.reader") {
     CHECK(reader->Read(i)->owned());
   }
 
-  TEST_CASE("reads the tied tiny llama: lm_head views the embedding storage, _metadata ignored") {
+  TEST_CASE(
+      "reads the tied tiny llama: lm_head views the embedding storage and _metadata is ignored") {
     const auto reader = OpenShared("torch/tiny_llama_fp32_tied/pytorch_model.bin");
     REQUIRE(reader->tensors().size() == 21);
     CHECK(reader->tensors()[0].name == "model.embed_tokens.weight");
@@ -188,7 +189,7 @@ TEST_SUITE("formats.pytorch.reader") {
     CHECK(Values<float>(*burn, "bias") == std::vector<float>{1, 1});
   }
 
-  TEST_CASE("reads torch 2.x files with byteorder, format version and alignment records") {
+  TEST_CASE("reads torch 2.x files with byteorder and format version and alignment records") {
     struct Expected {
       const char* file;
       const char* name;
@@ -260,22 +261,22 @@ TEST_SUITE("formats.pytorch.reader") {
     p.Bool(false).OrderedDict().Global("torch", "uint16").Tuple().Reduce().SetItems().Stop();
     const std::string u16 = std::string("\x01\x00\x02\x00\x03\x00", 6);
     const std::string file =
-        test::TorchZip(p.bytes(), {{"0", Floats({7, 8, 9})}, {"1", u16}}).bytes;
+        test::pt::TorchZip(p.bytes(), {{"0", Floats({7, 8, 9})}, {"1", u16}}).bytes;
     const auto reader = OpenBytesOk(file);
     CHECK(Values<float>(*reader, "expanded") == std::vector<float>{7, 8, 9, 7, 8, 9});
     CHECK(reader->tensors()[1].dtype == DType::kU16);
     CHECK(Values<uint16_t>(*reader, "u16") == std::vector<uint16_t>{2, 3});
   }
 
-  TEST_CASE("reads a deflated data.pkl, locating its errors in the inflated bytes") {
-    test::ZipBuilder zip;
-    zip.Add("a/data.pkl", test::StateDictPickle({kW}), true)
+  TEST_CASE("reads a deflated data.pkl and locates its errors in the inflated bytes") {
+    test::pt::ZipBuilder zip;
+    zip.Add("a/data.pkl", test::pt::StateDictPickle({kW}), true)
         .Add("a/data/0", kWData)
         .Add("a/version", "3");
     const std::string file = zip.Build().bytes;
     const auto reader = OpenBytesOk(file);
     CHECK(Values<float>(*reader, "w") == std::vector<float>{0, 1, 2, 3, 4, 5});
-    test::ZipBuilder bad;
+    test::pt::ZipBuilder bad;
     bad.Add("a/data.pkl", PickleBuilder().Proto().Global("os", "system").bytes(), true)
         .Add("a/version", "3");
     auto error = OpenBytes(bad.Build().bytes);
@@ -290,7 +291,7 @@ TEST_SUITE("formats.pytorch.reader") {
     p.TensorV2("FloatStorage", "0", 6, 0, {6}, {1}).Append().Str("opt").EmptyDict();
     p.Str("state").EmptyDict().SetItem().Str("name").Str("adam").Str("w");
     p.TensorV2("FloatStorage", "0", 6, 0, {6}, {1}).Int(3).Str("int key").SetItems().Stop();
-    const std::string file = test::TorchZip(p.bytes(), {{"0", kWData}}).bytes;
+    const std::string file = test::pt::TorchZip(p.bytes(), {{"0", kWData}}).bytes;
     const auto reader = OpenBytesOk(file);
     CHECK(Names(*reader) == std::vector<std::string>{"w"});
     REQUIRE(reader->skipped().size() == 5);
@@ -312,42 +313,50 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
   }
 
   TEST_CASE("a zip cut before its end record is reported as truncated") {
-    const std::string file = test::TorchZip(test::StateDictPickle({kW}), {{"0", kWData}}).bytes;
+    const std::string file =
+        test::pt::TorchZip(test::pt::StateDictPickle({kW}), {{"0", kWData}}).bytes;
     auto reader = OpenBytes(file.substr(0, file.size() / 2));
     REQUIRE_FALSE(reader.ok());
     CHECK(reader.error().code() == ErrorCode::kCorrupt);
     CHECK(reader.error().message().find("truncated") != std::string::npos);
   }
 
+  TEST_CASE("a zip header followed by garbage is reported as truncated at the end") {
+    const std::string file = std::string("PK\x03\x04") + std::string(100, 'x');
+    CheckError(file, ErrorCode::kCorrupt, file.size());
+  }
+
   TEST_CASE("a zip whose entries are not in one folder is not a torch file") {
-    CheckError(test::ZipBuilder().Add("data.pkl", "x").Build().bytes, ErrorCode::kCorrupt, 0);
-    const test::BuiltZip zip =
-        test::ZipBuilder().Add("a/data.pkl", "x").Add("b/version", "3").Build();
+    CheckError(test::pt::ZipBuilder().Add("data.pkl", "x").Build().bytes, ErrorCode::kCorrupt, 0);
+    const test::pt::BuiltZip zip =
+        test::pt::ZipBuilder().Add("a/data.pkl", "x").Add("b/version", "3").Build();
     CheckError(zip.bytes, ErrorCode::kCorrupt, zip.header_offsets[1]);
   }
 
   TEST_CASE("a TorchScript archive is refused") {
-    const test::BuiltZip zip = test::ZipBuilder()
-                                   .Add("m/data.pkl", "x")
-                                   .Add("m/constants.pkl", "y")
-                                   .Add("m/version", "3")
-                                   .Build();
+    const test::pt::BuiltZip zip = test::pt::ZipBuilder()
+                                       .Add("m/data.pkl", "x")
+                                       .Add("m/constants.pkl", "y")
+                                       .Add("m/version", "3")
+                                       .Build();
     CheckError(zip.bytes, ErrorCode::kUnsupported, zip.header_offsets[1]);
   }
 
   TEST_CASE("the version record must exist and hold 1 to 10") {
-    CheckError(test::ZipBuilder().Add("a/data.pkl", test::StateDictPickle({})).Build().bytes,
-               ErrorCode::kCorrupt, std::nullopt);
+    CheckError(
+        test::pt::ZipBuilder().Add("a/data.pkl", test::pt::StateDictPickle({})).Build().bytes,
+        ErrorCode::kCorrupt, std::nullopt);
     for (const char* bad : {"11\n", "0", "x", "", "3\n\n"}) {
       CAPTURE(bad);
-      const test::BuiltZip zip = test::TorchZip(test::StateDictPickle({}), {}, "a", bad);
+      const test::pt::BuiltZip zip =
+          test::pt::TorchZip(test::pt::StateDictPickle({}), {}, "a", bad);
       const ErrorCode code = std::string(bad) == "11\n" || std::string(bad) == "0"
                                  ? ErrorCode::kUnsupported
                                  : ErrorCode::kCorrupt;
       CheckError(zip.bytes, code, zip.data_offsets[1]);
     }
-    test::ZipBuilder both;  // .data/version wins, as in torch
-    both.Add("a/data.pkl", test::StateDictPickle({}))
+    test::pt::ZipBuilder both;  // .data/version wins, as in torch
+    both.Add("a/data.pkl", test::pt::StateDictPickle({}))
         .Add("a/.data/version", "4")
         .Add("a/version", "11");
     CHECK(OpenBytes(both.Build().bytes).ok());
@@ -356,19 +365,19 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
   TEST_CASE("a byteorder record other than little is refused") {
     for (const auto& [order, code] : std::vector<std::pair<std::string, ErrorCode>>{
              {"big", ErrorCode::kUnsupported}, {"middle", ErrorCode::kCorrupt}}) {
-      test::ZipBuilder zip;
-      zip.Add("a/data.pkl", test::StateDictPickle({}))
+      test::pt::ZipBuilder zip;
+      zip.Add("a/data.pkl", test::pt::StateDictPickle({}))
           .Add("a/byteorder", order)
           .Add("a/version", "3");
-      const test::BuiltZip built = zip.Build();
+      const test::pt::BuiltZip built = zip.Build();
       CheckError(built.bytes, code, built.data_offsets[1]);
     }
   }
 
   TEST_CASE("a missing data.pkl or storage record is corrupt") {
-    CheckError(test::ZipBuilder().Add("a/version", "3").Build().bytes, ErrorCode::kCorrupt,
+    CheckError(test::pt::ZipBuilder().Add("a/version", "3").Build().bytes, ErrorCode::kCorrupt,
                std::nullopt);
-    const test::BuiltZip zip = test::TorchZip(test::StateDictPickle({kW}), {});
+    const test::pt::BuiltZip zip = test::pt::TorchZip(test::pt::StateDictPickle({kW}), {});
     auto reader = OpenBytes(zip.bytes);
     REQUIRE_FALSE(reader.ok());
     CHECK(reader.error().code() == ErrorCode::kCorrupt);
@@ -376,42 +385,43 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
   }
 
   TEST_CASE("a compressed storage record is refused") {
-    test::ZipBuilder zip;
-    zip.Add("a/data.pkl", test::StateDictPickle({kW}))
+    test::pt::ZipBuilder zip;
+    zip.Add("a/data.pkl", test::pt::StateDictPickle({kW}))
         .Add("a/data/0", kWData, true)
         .Add("a/version", "3");
-    const test::BuiltZip built = zip.Build();
+    const test::pt::BuiltZip built = zip.Build();
     CheckError(built.bytes, ErrorCode::kUnsupported, built.header_offsets[1]);
   }
 
-  TEST_CASE("a storage record too short for the tensor extent is corrupt, at the record") {
-    const test::BuiltZip zip =
-        test::TorchZip(test::StateDictPickle({kW}), {{"0", kWData.substr(0, 20)}});
+  TEST_CASE("a storage record too short for the tensor extent is corrupt at the record") {
+    const test::pt::BuiltZip zip =
+        test::pt::TorchZip(test::pt::StateDictPickle({kW}), {{"0", kWData.substr(0, 20)}});
     CheckError(zip.bytes, ErrorCode::kCorrupt, zip.data_offsets[1]);
   }
 
-  TEST_CASE("a tensor reaching past its declared storage is corrupt, at the tensor") {
+  TEST_CASE("a tensor reaching past its declared storage is corrupt at the tensor") {
     TensorSpec w = kW;
     w.numel = 5;
-    const std::string pickle = test::StateDictPickle({w});
-    const test::BuiltZip zip = test::TorchZip(pickle, {{"0", kWData}});
+    const std::string pickle = test::pt::StateDictPickle({w});
+    const test::pt::BuiltZip zip = test::pt::TorchZip(pickle, {{"0", kWData}});
     CheckError(zip.bytes, ErrorCode::kCorrupt, zip.data_offsets[0] + pickle.size() - 3);  // REDUCE
     TensorSpec strided = kW;
     strided.stride = {4, 1};  // last element at 4 + 2 = 6
-    CheckError(test::TorchZip(test::StateDictPickle({strided}), {{"0", kWData}}).bytes,
+    CheckError(test::pt::TorchZip(test::pt::StateDictPickle({strided}), {{"0", kWData}}).bytes,
                ErrorCode::kCorrupt, zip.data_offsets[0] + pickle.size() - 3);
   }
 
-  TEST_CASE("an expanded tensor over the copy cap is refused as a limit, at the tensor") {
+  TEST_CASE("an expanded tensor over the copy cap is refused as a limit at the tensor") {
     const TensorSpec huge{"huge", "FloatStorage", "0", 2, 0, {int64_t{1} << 28, 2}, {0, 1}};
-    const std::string pickle = test::StateDictPickle({huge});
-    const test::BuiltZip zip = test::TorchZip(pickle, {{"0", Floats({1, 2})}});
+    const std::string pickle = test::pt::StateDictPickle({huge});
+    const test::pt::BuiltZip zip = test::pt::TorchZip(pickle, {{"0", Floats({1, 2})}});
     CheckError(zip.bytes, ErrorCode::kLimitExceeded, zip.data_offsets[0] + pickle.size() - 3);
   }
 
   TEST_CASE("two dtypes on one storage key are corrupt") {
     const TensorSpec longs{"x", "LongStorage", "0", 6, 0, {3}, {}};
-    const test::BuiltZip zip = test::TorchZip(test::StateDictPickle({kW, longs}), {{"0", kWData}});
+    const test::pt::BuiltZip zip =
+        test::pt::TorchZip(test::pt::StateDictPickle({kW, longs}), {{"0", kWData}});
     auto reader = OpenBytes(zip.bytes);
     REQUIRE_FALSE(reader.ok());
     CHECK(reader.error().code() == ErrorCode::kCorrupt);
@@ -422,14 +432,15 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
     TensorSpec other = kW;
     other.name = "v";
     other.numel = 7;
-    auto reader =
-        OpenBytes(test::TorchZip(test::StateDictPickle({kW, other}), {{"0", kWData}}).bytes);
+    auto reader = OpenBytes(
+        test::pt::TorchZip(test::pt::StateDictPickle({kW, other}), {{"0", kWData}}).bytes);
     CHECK(reader.error().code() == ErrorCode::kCorrupt);
   }
 
   TEST_CASE("a storage type outside the dtype table is unsupported") {
     const TensorSpec q{"q", "QInt8Storage", "0", 4, 0, {4}, {}};
-    auto reader = OpenBytes(test::TorchZip(test::StateDictPickle({q}), {{"0", "abcd"}}).bytes);
+    auto reader =
+        OpenBytes(test::pt::TorchZip(test::pt::StateDictPickle({q}), {{"0", "abcd"}}).bytes);
     CHECK(reader.error().code() == ErrorCode::kUnsupported);
   }
 
@@ -438,24 +449,37 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
     p.Proto().EmptyDict().Mark().Str("a.b").TensorV2("FloatStorage", "0", 6, 0, {6}, {1});
     p.Str("a").EmptyDict().Str("b").TensorV2("FloatStorage", "0", 6, 0, {6}, {1}).SetItem();
     p.SetItems().Stop();
-    auto reader = OpenBytes(test::TorchZip(p.bytes(), {{"0", kWData}}).bytes);
+    auto reader = OpenBytes(test::pt::TorchZip(p.bytes(), {{"0", kWData}}).bytes);
     CHECK(reader.error().code() == ErrorCode::kCorrupt);
   }
 
   TEST_CASE("a top level that is not a dict is unsupported") {
     const std::string tensor =
         PickleBuilder().Proto().TensorV2("FloatStorage", "0", 6, 0, {6}, {1}).Stop().bytes();
-    const test::BuiltZip zip = test::TorchZip(tensor, {{"0", kWData}});
+    const test::pt::BuiltZip zip = test::pt::TorchZip(tensor, {{"0", kWData}});
     CheckError(zip.bytes, ErrorCode::kUnsupported, zip.data_offsets[0] + tensor.size() - 2);
-    CheckError(test::TorchZip(PickleBuilder().Proto().EmptyList().Stop().bytes(), {}).bytes,
+    CheckError(test::pt::TorchZip(PickleBuilder().Proto().EmptyList().Stop().bytes(), {}).bytes,
                ErrorCode::kUnsupported, 64 + 2);
   }
 
   TEST_CASE("a dict that contains itself is corrupt") {
     PickleBuilder p;
     p.Proto().EmptyDict().Put(0).Str("me").Get(0).SetItem().Stop();
-    auto reader = OpenBytes(test::TorchZip(p.bytes(), {}).bytes);
+    auto reader = OpenBytes(test::pt::TorchZip(p.bytes(), {}).bytes);
     CHECK(reader.error().code() == ErrorCode::kCorrupt);
+  }
+
+  TEST_CASE("a legacy file of another protocol or byte order is unsupported at the value") {
+    const std::string legacy =
+        test::ReadFile(test::SharedPath("testdata/external/torch/legacy_format.pt"));
+    std::string protocol = legacy;
+    REQUIRE(protocol[17] == 'M');  // BININT2 1001
+    protocol[18] = static_cast<char>(0xe8);
+    CheckError(protocol, ErrorCode::kUnsupported, 17);
+    std::string big_endian = legacy;
+    REQUIRE(static_cast<uint8_t>(big_endian[73]) == 0x88);  // little_endian: NEWTRUE
+    big_endian[73] = static_cast<char>(0x89);
+    CheckError(big_endian, ErrorCode::kUnsupported, 73);
   }
 
   TEST_CASE("a legacy storage whose count disagrees with its tensors is corrupt") {
@@ -491,8 +515,8 @@ std::string OkOrLocated(const std::string& bytes) {
 }
 
 std::vector<std::string> SweepInputs() {
-  test::ZipBuilder deflated;
-  deflated.Add("a/data.pkl", test::StateDictPickle({kW}), true).Add("a/data/0", kWData);
+  test::pt::ZipBuilder deflated;
+  deflated.Add("a/data.pkl", test::pt::StateDictPickle({kW}), true).Add("a/data/0", kWData);
   deflated.Add("a/version", "3");
   return {test::ReadFile(test::SharedPath("testdata/external/torch/dtypes_views.pt")),
           test::ReadFile(test::SharedPath("testdata/external/torch/legacy_format.pt")),
@@ -516,7 +540,7 @@ TEST_SUITE("formats.pytorch.reader.sweep") {
 
   TEST_CASE("flipping any byte of real files gives ok or a located error") {
     for (const std::string& file : SweepInputs()) {
-      for (const int mask : {0xFF, 0x01, 0x80}) {
+      for (const int mask : {0xFF, 0x01}) {
         for (size_t at = 0; at < file.size(); ++at) {
           std::string damaged = file;
           damaged[at] = static_cast<char>(damaged[at] ^ mask);

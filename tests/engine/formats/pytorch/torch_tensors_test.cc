@@ -124,14 +124,14 @@ TEST_SUITE("formats.pytorch.torch_tensors") {
                                       2, 6, 10, 14, 18, 22, 3, 7, 11, 15, 19, 23});
   }
 
-  TEST_CASE("copies a 0-dim element, rows with stride 0 and an offset view") {
+  TEST_CASE("copies a 0-dim element and rows with stride 0 and an offset view") {
     const std::vector<int16_t> storage = {10, 11, 12, 13, 14, 15};
     CHECK(Copy({}, {}, 4, storage) == std::vector<int16_t>{14});
     CHECK(Copy({2, 3}, {0, 1}, 1, storage) == std::vector<int16_t>{11, 12, 13, 11, 12, 13});
     CHECK(Copy({2, 2}, {2, 2}, 1, storage) == std::vector<int16_t>{11, 13, 13, 15});
   }
 
-  TEST_CASE("reads every file exactly as torch.load does, views of all kinds included") {
+  TEST_CASE("reads every file exactly as torch.load does with views of all kinds") {
     if (!HaveTorch()) {
       MESSAGE("skipped: " << kPython << " cannot import torch");
       return;

@@ -16,8 +16,8 @@ std::string Content(const ZipArchive& archive, const std::string& name) {
   return std::string(AsChars(data->bytes()));
 }
 
-test::BuiltZip TwoEntries(const test::ZipOptions& options = {}) {
-  return test::ZipBuilder().Add("a/one", "first").Add("a/two", "second!").Build(options);
+test::pt::BuiltZip TwoEntries(const test::pt::ZipOptions& options = {}) {
+  return test::pt::ZipBuilder().Add("a/one", "first").Add("a/two", "second!").Build(options);
 }
 
 TEST_SUITE("formats.pytorch.zip_archive") {
@@ -54,7 +54,7 @@ TEST_SUITE("formats.pytorch.zip_archive") {
     CHECK(archive->Find("float64/.data/serialization_id") != nullptr);
   }
 
-  TEST_CASE("finds entries ignoring ASCII case, as torch's miniz does") {
+  TEST_CASE("finds entries ignoring ASCII case as torch's miniz does") {
     const std::string file = TwoEntries().bytes;
     auto archive = ZipArchive::Open(AsBytes(file), "t.zip");
     REQUIRE(archive.ok());
@@ -63,7 +63,7 @@ TEST_SUITE("formats.pytorch.zip_archive") {
   }
 
   TEST_CASE("reads sizes and offsets from ZIP64 extras when the directory holds 0xFFFFFFFF") {
-    test::ZipOptions options;
+    test::pt::ZipOptions options;
     options.zip64_everywhere = true;
     const std::string file = TwoEntries(options).bytes;
     auto archive = ZipArchive::Open(AsBytes(file), "t.zip");
@@ -73,7 +73,7 @@ TEST_SUITE("formats.pytorch.zip_archive") {
   }
 
   TEST_CASE("reads a plain archive without data descriptors or ZIP64 records") {
-    test::ZipOptions options;
+    test::pt::ZipOptions options;
     options.torch_style = false;
     const std::string file = TwoEntries(options).bytes;
     auto archive = ZipArchive::Open(AsBytes(file), "t.zip");
@@ -83,7 +83,7 @@ TEST_SUITE("formats.pytorch.zip_archive") {
 
   TEST_CASE("inflates a deflated entry but refuses to map it") {
     const std::string text(5000, 'x');
-    const std::string file = test::ZipBuilder().Add("a/p", text, true).Build().bytes;
+    const std::string file = test::pt::ZipBuilder().Add("a/p", text, true).Build().bytes;
     auto archive = ZipArchive::Open(AsBytes(file), "t.zip");
     REQUIRE(archive.ok());
     CHECK(Content(*archive, "a/p") == text);
@@ -94,7 +94,7 @@ TEST_SUITE("formats.pytorch.zip_archive") {
 
   TEST_CASE("refuses an entry over the caller's cap before inflating it") {
     const std::string file =
-        test::ZipBuilder().Add("a/p", std::string(5000, 'x'), true).Build().bytes;
+        test::pt::ZipBuilder().Add("a/p", std::string(5000, 'x'), true).Build().bytes;
     auto archive = ZipArchive::Open(AsBytes(file), "t.zip");
     REQUIRE(archive.ok());
     auto data = archive->ReadSmall(archive->entries()[0], 4999);
@@ -103,7 +103,7 @@ TEST_SUITE("formats.pytorch.zip_archive") {
     CHECK(data.error().where().offset == 0u);
   }
 
-  TEST_CASE("reports a file cut before its end record as truncated, at the end of the file") {
+  TEST_CASE("reports a file cut before its end record as truncated at the end of the file") {
     const std::string file = TwoEntries().bytes;
     for (const size_t cut : {size_t{0}, size_t{10}, file.size() - 30, file.size() - 1}) {
       CAPTURE(cut);
@@ -123,9 +123,9 @@ TEST_SUITE("formats.pytorch.zip_archive") {
   }
 
   TEST_CASE("refuses a central directory that does not end where the end record starts") {
-    test::BuiltZip zip = TwoEntries();
-    test::Patch(zip.bytes, zip.zip64_end_offset + 40, 20, 8);  // ZIP64 directory size
-    test::Patch(zip.bytes, zip.end_offset + 12, 20, 4);        // classic directory size
+    test::pt::BuiltZip zip = TwoEntries();
+    test::pt::Patch(zip.bytes, zip.zip64_end_offset + 40, 20, 8);  // ZIP64 directory size
+    test::pt::Patch(zip.bytes, zip.end_offset + 12, 20, 4);        // classic directory size
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kCorrupt);
@@ -133,48 +133,48 @@ TEST_SUITE("formats.pytorch.zip_archive") {
   }
 
   TEST_CASE("refuses a classic end record that disagrees with the ZIP64 one") {
-    test::BuiltZip zip = TwoEntries();
-    test::Patch(zip.bytes, zip.end_offset + 10, 3, 2);  // classic entry count
+    test::pt::BuiltZip zip = TwoEntries();
+    test::pt::Patch(zip.bytes, zip.end_offset + 10, 3, 2);  // classic entry count
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kCorrupt);
     CHECK(archive.error().where().offset == zip.end_offset);
   }
 
-  TEST_CASE("refuses an entry count over the cap as a limit, before reading entries") {
-    test::ZipOptions options;
+  TEST_CASE("refuses an entry count over the cap as a limit before reading entries") {
+    test::pt::ZipOptions options;
     options.zip64_everywhere = true;
-    test::BuiltZip zip = TwoEntries(options);
-    test::Patch(zip.bytes, zip.zip64_end_offset + 24, 5'000'000, 8);
-    test::Patch(zip.bytes, zip.zip64_end_offset + 32, 5'000'000, 8);
+    test::pt::BuiltZip zip = TwoEntries(options);
+    test::pt::Patch(zip.bytes, zip.zip64_end_offset + 24, 5'000'000, 8);
+    test::pt::Patch(zip.bytes, zip.zip64_end_offset + 32, 5'000'000, 8);
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kLimitExceeded);
   }
 
   TEST_CASE("refuses more entries than the central directory can hold") {
-    test::BuiltZip zip = TwoEntries();
-    test::Patch(zip.bytes, zip.zip64_end_offset + 24, 9, 8);
-    test::Patch(zip.bytes, zip.zip64_end_offset + 32, 9, 8);
-    test::Patch(zip.bytes, zip.end_offset + 8, 9, 2);
-    test::Patch(zip.bytes, zip.end_offset + 10, 9, 2);
+    test::pt::BuiltZip zip = TwoEntries();
+    test::pt::Patch(zip.bytes, zip.zip64_end_offset + 24, 9, 8);
+    test::pt::Patch(zip.bytes, zip.zip64_end_offset + 32, 9, 8);
+    test::pt::Patch(zip.bytes, zip.end_offset + 8, 9, 2);
+    test::pt::Patch(zip.bytes, zip.end_offset + 10, 9, 2);
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kCorrupt);
   }
 
-  TEST_CASE("refuses a local header offset past the central directory, at the entry") {
-    test::BuiltZip zip = TwoEntries();
-    test::Patch(zip.bytes, zip.central_offsets[1] + 42, zip.directory_offset, 4);
+  TEST_CASE("refuses a local header offset past the central directory at the entry") {
+    test::pt::BuiltZip zip = TwoEntries();
+    test::pt::Patch(zip.bytes, zip.central_offsets[1] + 42, zip.directory_offset, 4);
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kCorrupt);
     CHECK(archive.error().where().offset == zip.central_offsets[1]);
   }
 
-  TEST_CASE("refuses a bad local header signature, at the local header") {
-    test::BuiltZip zip = TwoEntries();
-    test::Patch(zip.bytes, zip.header_offsets[1], 0x12345678, 4);
+  TEST_CASE("refuses a bad local header signature at the local header") {
+    test::pt::BuiltZip zip = TwoEntries();
+    test::pt::Patch(zip.bytes, zip.header_offsets[1], 0x12345678, 4);
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kCorrupt);
@@ -182,7 +182,7 @@ TEST_SUITE("formats.pytorch.zip_archive") {
   }
 
   TEST_CASE("refuses a local header naming another entry than the central directory") {
-    test::BuiltZip zip = TwoEntries();
+    test::pt::BuiltZip zip = TwoEntries();
     zip.bytes[zip.header_offsets[0] + 30 + 2] = 'X';  // "a/one" -> "a/Xne"
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
@@ -191,12 +191,12 @@ TEST_SUITE("formats.pytorch.zip_archive") {
   }
 
   TEST_CASE("refuses overlapping entries") {
-    test::ZipOptions options;
+    test::pt::ZipOptions options;
     options.torch_style = false;  // sizes in the directory only matter
-    test::BuiltZip zip = TwoEntries(options);
+    test::pt::BuiltZip zip = TwoEntries(options);
     const uint64_t grown = zip.header_offsets[1] - zip.data_offsets[0] + 1;
-    test::Patch(zip.bytes, zip.central_offsets[0] + 20, grown, 4);
-    test::Patch(zip.bytes, zip.central_offsets[0] + 24, grown, 4);
+    test::pt::Patch(zip.bytes, zip.central_offsets[0] + 20, grown, 4);
+    test::pt::Patch(zip.bytes, zip.central_offsets[0] + 24, grown, 4);
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kCorrupt);
@@ -204,10 +204,10 @@ TEST_SUITE("formats.pytorch.zip_archive") {
   }
 
   TEST_CASE("refuses a payload running into the central directory") {
-    test::BuiltZip zip = TwoEntries();
+    test::pt::BuiltZip zip = TwoEntries();
     const uint64_t grown = zip.directory_offset - zip.data_offsets[1] + 1;
-    test::Patch(zip.bytes, zip.central_offsets[1] + 20, grown, 4);
-    test::Patch(zip.bytes, zip.central_offsets[1] + 24, grown, 4);
+    test::pt::Patch(zip.bytes, zip.central_offsets[1] + 20, grown, 4);
+    test::pt::Patch(zip.bytes, zip.central_offsets[1] + 24, grown, 4);
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kCorrupt);
@@ -215,8 +215,8 @@ TEST_SUITE("formats.pytorch.zip_archive") {
   }
 
   TEST_CASE("refuses a stored entry whose two sizes differ") {
-    test::BuiltZip zip = TwoEntries();
-    test::Patch(zip.bytes, zip.central_offsets[0] + 24, 4, 4);
+    test::pt::BuiltZip zip = TwoEntries();
+    test::pt::Patch(zip.bytes, zip.central_offsets[0] + 24, 4, 4);
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kCorrupt);
@@ -224,15 +224,15 @@ TEST_SUITE("formats.pytorch.zip_archive") {
   }
 
   TEST_CASE("refuses two entries whose names differ only in case") {
-    const std::string file = test::ZipBuilder().Add("a/x", "1").Add("a/X", "2").Build().bytes;
+    const std::string file = test::pt::ZipBuilder().Add("a/x", "1").Add("a/X", "2").Build().bytes;
     auto archive = ZipArchive::Open(AsBytes(file), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kCorrupt);
   }
 
   TEST_CASE("refuses an encrypted entry") {
-    test::BuiltZip zip = TwoEntries();
-    test::Patch(zip.bytes, zip.central_offsets[0] + 8, 0x0809, 2);
+    test::pt::BuiltZip zip = TwoEntries();
+    test::pt::Patch(zip.bytes, zip.central_offsets[0] + 8, 0x0809, 2);
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kUnsupported);
@@ -240,8 +240,8 @@ TEST_SUITE("formats.pytorch.zip_archive") {
   }
 
   TEST_CASE("refuses 0xFFFFFFFF sizes without a ZIP64 extra field") {
-    test::BuiltZip zip = TwoEntries();
-    test::Patch(zip.bytes, zip.central_offsets[0] + 24, 0xFFFFFFFF, 4);
+    test::pt::BuiltZip zip = TwoEntries();
+    test::pt::Patch(zip.bytes, zip.central_offsets[0] + 24, 0xFFFFFFFF, 4);
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kCorrupt);
@@ -249,21 +249,21 @@ TEST_SUITE("formats.pytorch.zip_archive") {
 
   TEST_CASE("refuses an entry name over the cap as a limit") {
     const std::string file =
-        test::ZipBuilder().Add("a/" + std::string(5000, 'n'), "").Build().bytes;
+        test::pt::ZipBuilder().Add("a/" + std::string(5000, 'n'), "").Build().bytes;
     auto archive = ZipArchive::Open(AsBytes(file), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kLimitExceeded);
   }
 
   TEST_CASE("refuses split archives") {
-    test::BuiltZip zip = TwoEntries();
-    test::Patch(zip.bytes, zip.zip64_end_offset + 16, 1, 4);  // this disk's number
+    test::pt::BuiltZip zip = TwoEntries();
+    test::pt::Patch(zip.bytes, zip.zip64_end_offset + 16, 1, 4);  // this disk's number
     auto archive = ZipArchive::Open(AsBytes(zip.bytes), "t.zip");
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kUnsupported);
   }
 
-  TEST_CASE("quotes names for messages, escaping bytes and cutting long ones") {
+  TEST_CASE("quotes names for messages with bytes escaped and long ones cut") {
     CHECK(Quote("a/b") == "\"a/b\"");
     CHECK(Quote(std::string("x\n\"\xff", 4)) == "\"x\\x0a\\\"\\xff\"");
     CHECK(Quote("abcdef", 3) == "\"abc\u2026\"");

@@ -1,0 +1,85 @@
+#include "cli/seed_args.h"
+
+#include <charconv>
+#include <set>
+
+namespace cw::cli {
+namespace {
+
+// Options that may stand without a value (then they mean true), as a bare flag is the natural
+// way to say so; the reference requires a value.
+const std::set<std::string> kOptionalValue = {"is_pretrain", "qkv_concat", "is_lora"};
+
+}  // namespace
+
+bool LooksLikeSeedCommand(const std::vector<std::string>& args) {
+  if (args.empty() || args[0].rfind("--", 0) != 0)
+    return false;
+  for (const std::string& a : args) {
+    if (a == "--model" || a.rfind("--model=", 0) == 0 || a == "--input_path" ||
+        a.rfind("--input_path=", 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<ConvertRequest> ParseSeedCommand(const std::vector<std::string>& args) {
+  ConvertRequest r;
+  r.progress = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
+      return Error(ErrorCode::kUsage, "unexpected argument \"" + arg + "\": options start with --");
+    }
+    std::string key = arg.substr(2);
+    std::string value;
+    bool has_value = false;
+    if (const size_t eq = key.find('='); eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+      has_value = true;
+    }
+    const bool is_flag = key == "reversed" || key == "force" || key == "quiet";
+    const bool next_is_value = i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0;
+    if (!has_value && !is_flag) {
+      if (next_is_value) {
+        value = args[++i];
+      } else if (kOptionalValue.count(key) != 0) {
+        value = "true";
+      } else {
+        return Error(ErrorCode::kUsage, "option --" + key + " needs a value");
+      }
+    }
+    if (key == "model") {
+      r.rules.model = value;
+    } else if (key == "input_path") {
+      r.input = value;
+    } else if (key == "output_path") {
+      r.output = value;
+    } else if (key == "reversed") {
+      r.reverse = true;
+    } else if (key == "dtype") {
+      r.dtype = value;
+    } else if (key == "config") {
+      r.rules.config = value;
+    } else if (key == "threads") {
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), r.threads);
+      if (ec != std::errc() || end != value.data() + value.size()) {
+        return Error(ErrorCode::kUsage, "--threads needs a number, not \"" + value + "\"");
+      }
+    } else if (key == "force") {
+      r.force = true;
+    } else if (key == "quiet") {
+      r.quiet = true;
+    } else {
+      r.rules.set.emplace_back(key, value);
+    }
+  }
+  if (r.rules.model.empty() || r.input.empty() || r.output.empty()) {
+    return Error(ErrorCode::kUsage, "--model, --input_path and --output_path are required");
+  }
+  return r;
+}
+
+}  // namespace cw::cli

@@ -1,0 +1,67 @@
+#include "engine/app/conversion_setup.h"
+
+#include <filesystem>
+#include <ostream>
+
+#include "engine/app/model_registry.h"
+#include "engine/formats/checkpoint_io.h"
+#include "engine/plan/planner.h"
+#include "engine/ruleset/rule_file.h"
+
+namespace cw {
+namespace fs = std::filesystem;
+namespace {
+
+Result<RuleSet> ChooseRules(const RuleChoice& choice) {
+  if (!choice.rules_file.empty() && !choice.model.empty()) {
+    return Error(ErrorCode::kUsage, "give --rules or --model, not both");
+  }
+  if (!choice.rules_file.empty())
+    return LoadRuleFile(choice.rules_file);
+  if (choice.model.empty())
+    return Error(ErrorCode::kUsage, "--rules or --model is required");
+  CW_ASSIGN_OR_RETURN(const std::string file, RuleFileForModel(choice.model, choice.set));
+  return LoadRuleFile(file);
+}
+
+// config.json as given, else beside the input (in the input folder, or the folder of the file).
+std::string FindConfig(const RuleChoice& choice, const std::string& input) {
+  if (!choice.config.empty())
+    return choice.config;
+  std::error_code ec;
+  const fs::path in(input);
+  const fs::path dir = fs::is_directory(in, ec) ? in : in.parent_path();
+  const fs::path config = (dir.empty() ? fs::path(".") : dir) / "config.json";
+  return fs::is_regular_file(config, ec) ? config.string() : std::string();
+}
+
+}  // namespace
+
+Result<Conversion> PrepareConversion(const RuleChoice& choice, const std::string& input,
+                                     bool reverse, const std::string& dtype, std::ostream& err) {
+  Conversion c;
+  CW_ASSIGN_OR_RETURN(c.rules, ChooseRules(choice));
+  std::string note;
+  CW_ASSIGN_OR_RETURN(c.reader, OpenCheckpoint(input, &note));
+  if (!note.empty())
+    err << "note: " << note << "\n";
+  c.config_file = FindConfig(choice, input);
+  if (!c.config_file.empty()) {
+    CW_ASSIGN_OR_RETURN(c.params.config, LoadConfigJson(c.config_file));
+  }
+  c.params.set = choice.set;
+  PlanOptions options;
+  options.direction = reverse ? Direction::kReverse : Direction::kForward;
+  options.params = c.params;
+  if (!dtype.empty()) {
+    const std::optional<DType> cast = DTypeFromUserName(dtype);
+    if (!cast || !IsFloat(*cast) || *cast == DType::kF8E4M3 || *cast == DType::kF8E5M2) {
+      return Error(ErrorCode::kUsage, "--dtype must be fp32, fp16 or bf16, not \"" + dtype + "\"");
+    }
+    options.cast = cast;
+  }
+  CW_ASSIGN_OR_RETURN(c.plan, MakePlan(c.rules, c.reader->tensors(), options));
+  return c;
+}
+
+}  // namespace cw

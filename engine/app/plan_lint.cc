@@ -1,0 +1,86 @@
+// `plan`, `lint` and `models`: the commands that read rules and headers but no tensor data.
+#include <ostream>
+
+#include "cw/convert_weight.h"
+#include "engine/app/conversion_setup.h"
+#include "engine/app/model_registry.h"
+#include "engine/formats/checkpoint_io.h"
+#include "engine/plan/plan_text.h"
+#include "engine/plan/round_trip.h"
+#include "engine/ruleset/rule_file.h"
+#include "engine/ruleset/rule_lint.h"
+
+namespace cw {
+namespace {
+
+std::string Joined(const std::vector<std::string>& items) {
+  std::string s;
+  for (const std::string& i : items)
+    s += (s.empty() ? "" : ", ") + i;
+  return s;
+}
+
+std::string ParamLine(const ParamDecl& p) {
+  std::string s = p.name + " (" + ValueTypeName(p.type);
+  if (!p.config_keys.empty())
+    s += ", config.json " + Joined(p.config_keys);
+  if (p.default_value)
+    s += ", default " + p.default_value->text();
+  if (!p.flag.empty())
+    s += ", flag --" + p.flag;
+  s += ")";
+  if (!p.description.empty())
+    s += ": " + p.description;
+  return s;
+}
+
+}  // namespace
+
+Status PrintPlan(const PlanRequest& request, std::ostream& out, std::ostream& err) {
+  CW_ASSIGN_OR_RETURN(const Conversion c, PrepareConversion(request.rules, request.input,
+                                                            request.reverse, request.dtype, err));
+  out << (request.json ? PlanToJson(c.plan) : PlanToText(c.plan));
+  return OkStatus();
+}
+
+Status Lint(const LintRequest& request, std::ostream& out) {
+  size_t problems = 0;
+  for (const std::string& file : request.rule_files) {
+    std::vector<Error> findings = LintRuleFile(file);
+    if (findings.empty() && !request.against.empty()) {
+      CW_ASSIGN_OR_RETURN(const RuleSet rules, LoadRuleFile(file));
+      CW_ASSIGN_OR_RETURN(const auto reader, OpenCheckpoint(request.against));
+      ParamInputs params;
+      params.set = request.set;
+      if (!request.config.empty()) {
+        CW_ASSIGN_OR_RETURN(params.config, LoadConfigJson(request.config));
+      }
+      findings = CheckRoundTrip(rules, reader->tensors(), params);
+    }
+    for (const Error& e : findings)
+      out << e.ToString() << "\n";
+    problems += findings.size();
+    if (findings.empty())
+      out << file << ": ok\n";
+  }
+  if (problems != 0) {
+    return Error(ErrorCode::kRuleInvalid,
+                 std::to_string(problems) + " problem" + (problems == 1 ? "" : "s") + " found");
+  }
+  return OkStatus();
+}
+
+Status ListModels(std::ostream& out) {
+  CW_ASSIGN_OR_RETURN(const std::vector<RuleSet> all, LoadBundledRules());
+  for (const RuleSet& r : all) {
+    out << r.name << "  (" << r.file << ")\n";
+    out << "  keys: " << Joined(r.models) << "\n";
+    if (!r.description.empty())
+      out << "  " << r.description << "\n";
+    for (const ParamDecl& p : r.params)
+      out << "  param " << ParamLine(p) << "\n";
+  }
+  return OkStatus();
+}
+
+}  // namespace cw

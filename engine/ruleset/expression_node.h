@@ -1,0 +1,27 @@
+// Internal to the ruleset module: the parsed form of an expression, shared by the parser
+// (expression_parse.cc) and the evaluator (expression.cc).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cw/error.h"
+#include "engine/ruleset/expression.h"
+
+namespace cw {
+
+enum class NodeKind { kConst, kName, kUnary, kBinary, kCall };
+
+struct ExprNode {
+  NodeKind kind = NodeKind::kConst;
+  Value value;       // kConst
+  std::string name;  // kName, kCall (function), kUnary/kBinary (operator)
+  std::vector<std::shared_ptr<const ExprNode>> args;
+};
+
+// Parses `text` (grammar in expression.h); errors are kRuleInvalid at the offending column.
+Result<std::shared_ptr<const ExprNode>> ParseExpressionTree(const std::string& text,
+                                                            const Location& where);
+
+}  // namespace cw

@@ -1,0 +1,109 @@
+#include "engine/ruleset/expression.h"
+
+#include <map>
+
+#include <doctest/doctest.h>
+
+namespace cw {
+namespace {
+
+const Location kAt = TextLocation("r.yaml", 3, 10);
+
+Result<Value> Eval(const std::string& text, std::map<std::string, Value> names = {}) {
+  auto e = Expr::Parse(text, kAt);
+  if (!e.ok())
+    return e.error();
+  return e->Evaluate([&](const std::string& n) -> Result<std::optional<Value>> {
+    if (auto it = names.find(n); it != names.end())
+      return std::optional(it->second);
+    return std::optional<Value>();
+  });
+}
+
+TEST_SUITE("ruleset.expression") {
+  TEST_CASE("arithmetic follows the usual precedence with exact integer division") {
+    CHECK(Eval("2 + 3 * 4")->as_int() == 14);
+    CHECK(Eval("(2 + 3) * 4")->as_int() == 20);
+    CHECK(Eval("14 / 2 * 6")->as_int() == 42);
+    CHECK(Eval("-7 % 3 + 10")->as_int() == 9);
+    CHECK(
+        Eval("heads / kv_heads * head_dim",
+             {{"heads", Value::Int(14)}, {"kv_heads", Value::Int(2)}, {"head_dim", Value::Int(64)}})
+            ->as_int() == 448);
+  }
+
+  TEST_CASE("a division with a remainder is an error naming the numbers") {
+    auto v = Eval("hidden / heads", {{"hidden", Value::Int(40)}, {"heads", Value::Int(14)}});
+    REQUIRE_FALSE(v.ok());
+    CHECK(v.error().code() == ErrorCode::kRuleInvalid);
+    CHECK(v.error().message().find("40 / 14 is not a whole number") != std::string::npos);
+    CHECK(v.error().where().line == 3);
+  }
+
+  TEST_CASE("division by zero and overflow are errors, not crashes") {
+    CHECK_FALSE(Eval("1 / 0").ok());
+    CHECK_FALSE(Eval("1 % 0").ok());
+    CHECK_FALSE(Eval("9223372036854775807 + 1").ok());
+    CHECK_FALSE(Eval("99999999999999999999").ok());
+  }
+
+  TEST_CASE("conditions combine comparisons with and, or, not") {
+    const std::map<std::string, Value> n{{"layer", Value::Int(3)},
+                                         {"layers", Value::Int(4)},
+                                         {"fused", Value::Bool(false)},
+                                         {"layout", Value::String("grouped")}};
+    CHECK(Eval("layer < layers and not fused", n)->as_bool());
+    CHECK_FALSE(Eval("layer >= layers or fused", n)->as_bool());
+    CHECK(Eval("layout == 'grouped' and layout != \"plain\"", n)->as_bool());
+    CHECK(Eval("not not true")->as_bool());
+  }
+
+  TEST_CASE("and/or skip the right side when the left decides it") {
+    CHECK_FALSE(Eval("false and missing_param")->as_bool());
+    CHECK(Eval("true or missing_param")->as_bool());
+    CHECK_FALSE(Eval("true and missing_param").ok());
+  }
+
+  TEST_CASE("if, min and max pick values") {
+    CHECK(Eval("if(fused, 'encoder.', '')", {{"fused", Value::Bool(true)}})->as_string() ==
+          "encoder.");
+    CHECK(Eval("min(3, 5) + max(3, 5)")->as_int() == 8);
+  }
+
+  TEST_CASE("type mismatches are errors that show the values") {
+    auto v = Eval("1 + true");
+    REQUIRE_FALSE(v.ok());
+    CHECK(v.error().message().find("needs integers but got 1 and true") != std::string::npos);
+    CHECK_FALSE(Eval("not 1").ok());
+    CHECK_FALSE(Eval("'a' == 1").ok());
+  }
+
+  TEST_CASE("an unknown name is an error naming it") {
+    auto v = Eval("heads * 2");
+    REQUIRE_FALSE(v.ok());
+    CHECK(v.error().message().find("unknown name \"heads\"") != std::string::npos);
+  }
+
+  TEST_CASE("syntax errors point at the column of the offending token") {
+    auto e = Expr::Parse("heads * * 2", kAt);
+    REQUIRE_FALSE(e.ok());
+    CHECK(e.error().where().column == 10 + 8);
+    CHECK_FALSE(Expr::Parse("(1 + 2", kAt).ok());
+    CHECK_FALSE(Expr::Parse("1 $ 2", kAt).ok());
+    CHECK_FALSE(Expr::Parse("'open", kAt).ok());
+    CHECK_FALSE(Expr::Parse("foo(1)", kAt).ok());
+    CHECK_FALSE(Expr::Parse("min(1)", kAt).ok());
+    CHECK_FALSE(Expr::Parse("", kAt).ok());
+  }
+
+  TEST_CASE("names lists every identifier read, and constants are recognised") {
+    auto e = Expr::Parse("if(a, b + 1, min(c, 2))", kAt);
+    REQUIRE(e.ok());
+    CHECK(e->Names() == std::set<std::string>{"a", "b", "c"});
+    CHECK_FALSE(e->AsConstant());
+    CHECK(Expr::Parse("12", kAt)->AsConstant() == Value::Int(12));
+  }
+}
+
+}  // namespace
+}  // namespace cw

@@ -1,0 +1,122 @@
+#include "engine/ruleset/params.h"
+
+#include <doctest/doctest.h>
+
+#include "engine/ruleset/rule_file.h"
+
+namespace cw {
+namespace {
+
+RuleSet Rules() {
+  auto r = LoadRuleText(R"(
+name: t
+params:
+  layers: {type: int, config: [num_hidden_layers, n_layer], flag: layers}
+  heads: {type: int, config: num_attention_heads}
+  kv_heads: {type: int, config: num_key_value_heads, default: heads}
+  head_dim: {type: int, config: head_dim, default: hidden / heads}
+  hidden: {type: int, config: hidden_size}
+  tied: {type: bool, config: tie_word_embeddings, default: false}
+  kind: {type: string, default: telechat_12b, values: [telechat_7b, telechat_12b], flag: telechat_type}
+rules:
+  - {hf: a, ms: b}
+)",
+                        "t.yaml");
+  REQUIRE(r.ok());
+  return std::move(r).value();
+}
+
+ParamInputs Config(const std::string& json) {
+  ParamInputs p;
+  auto c = ParseConfigJson(json, "config.json");
+  REQUIRE(c.ok());
+  p.config = std::move(c).value();
+  return p;
+}
+
+TEST_SUITE("ruleset.params") {
+  TEST_CASE("config.json flattens nested objects and arrays to dotted keys") {
+    auto c = ParseConfigJson(R"({"a": 1, "t": {"b": true, "c": "x"}, "arch": ["L"], "f": 1.5,
+                                 "n": null, "big": 18446744073709551615})",
+                             "config.json");
+    REQUIRE(c.ok());
+    CHECK(c->entries.at("a").value == Value::Int(1));
+    CHECK(c->entries.at("t.b").value == Value::Bool(true));
+    CHECK(c->entries.at("t.c").value == Value::String("x"));
+    CHECK(c->entries.at("arch.0").value == Value::String("L"));
+    CHECK_FALSE(c->entries.at("f").value);
+    CHECK(c->entries.at("n").json == "null");
+    CHECK_FALSE(c->entries.at("big").value);
+  }
+
+  TEST_CASE("bad config.json is corrupt at the byte where parsing failed") {
+    auto c = ParseConfigJson("{\"a\": 1,\n  oops}", "config.json");
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().code() == ErrorCode::kCorrupt);
+    CHECK(c.error().where().offset.has_value());
+    CHECK(ParseConfigJson("[1]", "config.json").error().code() == ErrorCode::kCorrupt);
+  }
+
+  TEST_CASE("values come from --set, then config keys in order, then text_config, then defaults") {
+    const RuleSet rules = Rules();
+    ParamInputs in = Config(R"({"n_layer": 6, "text_config": {"num_attention_heads": 8,
+                               "hidden_size": 64}, "num_key_value_heads": null})");
+    ParamResolver r(rules, in);
+    CHECK(r.Get("layers")->as_int() == 6);
+    CHECK(r.Get("heads")->as_int() == 8);
+    CHECK(r.Get("kv_heads")->as_int() == 8);  // null is absent: the default applies
+    CHECK(r.Get("head_dim")->as_int() == 8);  // 64 / 8
+    CHECK(r.resolved().at("heads").source == "config text_config.num_attention_heads");
+    in.set = {{"layers", "3"}, {"telechat_type", "telechat_7b"}};
+    ParamResolver s(rules, in);
+    CHECK(s.Get("layers")->as_int() == 3);
+    CHECK(s.Get("kind")->as_string() == "telechat_7b");
+  }
+
+  TEST_CASE("a parameter without a value names the keys tried") {
+    const RuleSet rules = Rules();
+    const ParamInputs in = Config("{}");
+    ParamResolver r(rules, in);
+    auto v = r.Get("heads");
+    REQUIRE_FALSE(v.ok());
+    CHECK(v.error().code() == ErrorCode::kPlanInvalid);
+    CHECK(v.error().message().find("num_attention_heads, text_config.num_attention_heads") !=
+          std::string::npos);
+    CHECK_FALSE(r.Get("head_dim").ok());
+  }
+
+  TEST_CASE("a config value of the wrong type is an error naming key and value") {
+    const RuleSet rules = Rules();
+    const ParamInputs in = Config(R"({"tie_word_embeddings": 1, "num_hidden_layers": 2.5})");
+    ParamResolver r(rules, in);
+    CHECK(r.Get("tied").error().message().find("\"tie_word_embeddings\" is 1") !=
+          std::string::npos);
+    CHECK_FALSE(r.Get("layers").ok());
+  }
+
+  TEST_CASE("--set values are typed by their parameter and checked against allowed values") {
+    const RuleSet rules = Rules();
+    ParamInputs in;
+    in.set = {{"tied", "Yes"}};
+    CHECK(ParamResolver(rules, in).Get("tied")->as_bool());
+    in.set = {{"layers", "many"}};
+    CHECK(ParamResolver(rules, in).CheckInputs().error().code() == ErrorCode::kUsage);
+    in.set = {{"telechat_type", "telechat_9b"}};
+    CHECK(ParamResolver(rules, in).CheckInputs().error().message().find(
+              "'telechat_7b', 'telechat_12b'") != std::string::npos);
+    in.set = {{"layer", "2"}};
+    CHECK(ParamResolver(rules, in).CheckInputs().error().message().find(
+              "did you mean \"layers\"") != std::string::npos);
+  }
+
+  TEST_CASE("bool text accepts the usual spellings and nothing else") {
+    CHECK(ParseValueText("TRUE", ValueType::kBool) == Value::Bool(true));
+    CHECK(ParseValueText("0", ValueType::kBool) == Value::Bool(false));
+    CHECK_FALSE(ParseValueText("False ", ValueType::kBool));
+    CHECK(ParseValueText("-12", ValueType::kInt) == Value::Int(-12));
+    CHECK_FALSE(ParseValueText("1e3", ValueType::kInt));
+  }
+}
+
+}  // namespace
+}  // namespace cw

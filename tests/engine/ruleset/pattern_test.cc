@@ -1,0 +1,110 @@
+#include "engine/ruleset/pattern.h"
+
+#include <doctest/doctest.h>
+
+namespace cw {
+namespace {
+
+const Location kAt = TextLocation("r.yaml", 5, 9);
+
+NamePattern P(const std::string& text) {
+  auto p = NamePattern::Parse(text, kAt);
+  if (!p.ok())
+    FAIL(p.error().ToString());
+  return std::move(p).value();
+}
+
+PatternMatcher M(const std::string& text, std::map<std::string, PlaceholderType> types,
+                 std::map<std::string, std::string> params = {}) {
+  auto m = PatternMatcher::Compile(P(text), types, params);
+  if (!m.ok())
+    FAIL(m.error().ToString());
+  return std::move(m).value();
+}
+
+const std::map<std::string, PlaceholderType> kTypes{{"layer", {true, {}}},
+                                                    {"expert", {true, {}}},
+                                                    {"w", {false, {}}},
+                                                    {"wb", {false, {"weight", "bias"}}}};
+
+TEST_SUITE("ruleset.pattern") {
+  TEST_CASE("integer placeholders match decimal numbers without leading zeros") {
+    const PatternMatcher m = M("model.layers.{layer}.mlp.weight", kTypes);
+    Bindings b;
+    CHECK(m.Match("model.layers.0.mlp.weight", &b));
+    CHECK(b.at("layer") == Value::Int(0));
+    CHECK(m.Match("model.layers.117.mlp.weight", &b));
+    CHECK(b.at("layer") == Value::Int(117));
+    CHECK_FALSE(m.Match("model.layers.01.mlp.weight", &b));
+    CHECK_FALSE(m.Match("model.layers.x.mlp.weight", &b));
+    CHECK_FALSE(m.Match("model.layers.1.mlp.weight.extra", &b));
+    CHECK_FALSE(m.Match("xmodel.layers.1.mlp.weight", &b));
+    CHECK_FALSE(m.Match("model.layers.99999999999999999999.mlp.weight", &b));
+  }
+
+  TEST_CASE("literal dots and regex characters are matched literally") {
+    const PatternMatcher m = M("a.b+c(d)", kTypes);
+    Bindings b;
+    CHECK(m.Match("a.b+c(d)", &b));
+    CHECK_FALSE(m.Match("axbbc(d)", &b));
+  }
+
+  TEST_CASE("identifier placeholders take any identifier or only their listed values") {
+    Bindings b;
+    CHECK(M("x.{w}.weight", kTypes).Match("x.gate_proj.weight", &b));
+    CHECK(b.at("w") == Value::String("gate_proj"));
+    CHECK_FALSE(M("x.{w}.weight", kTypes).Match("x.a.b.weight", &b));
+    const PatternMatcher listed = M("x.{wb}", kTypes);
+    CHECK(listed.Match("x.bias", &b));
+    CHECK_FALSE(listed.Match("x.gamma", &b));
+  }
+
+  TEST_CASE("parameters are substituted as literal text before matching") {
+    const PatternMatcher m =
+        M("${prefix}h.{layer}.ln_1.weight", kTypes, {{"prefix", "transformer."}});
+    Bindings b;
+    CHECK(m.Match("transformer.h.3.ln_1.weight", &b));
+    CHECK_FALSE(m.Match("h.3.ln_1.weight", &b));
+    CHECK(M("${prefix}wte", kTypes, {{"prefix", ""}}).Match("wte", &b));
+  }
+
+  TEST_CASE("instantiating a matched name gives the name back") {
+    const NamePattern p = P("${prefix}layers.{layer}.experts.{expert}.{wb}");
+    const PatternMatcher m = M(p.text(), kTypes, {{"prefix", "model."}});
+    Bindings b;
+    const std::string name = "model.layers.12.experts.10.bias";
+    REQUIRE(m.Match(name, &b));
+    CHECK(p.Instantiate(b, {{"prefix", "model."}}) == name);
+    CHECK(p.placeholders() == std::vector<std::string>{"layer", "expert", "wb"});
+    CHECK(p.params() == std::vector<std::string>{"prefix"});
+  }
+
+  TEST_CASE("malformed patterns are errors at the offending column") {
+    auto open = NamePattern::Parse("model.{layer.weight", kAt);
+    REQUIRE_FALSE(open.ok());
+    CHECK(open.error().where().column == 9 + 6);
+    CHECK_FALSE(NamePattern::Parse("a}b", kAt).ok());
+    CHECK_FALSE(NamePattern::Parse("a.{}.b", kAt).ok());
+    CHECK_FALSE(NamePattern::Parse("a.{1x}.b", kAt).ok());
+    CHECK_FALSE(NamePattern::Parse("{layer}.{layer}", kAt).ok());
+    CHECK_FALSE(NamePattern::Parse("{layer}{expert}", kAt).ok());
+    CHECK_FALSE(NamePattern::Parse("", kAt).ok());
+  }
+
+  TEST_CASE("a pattern set reports every pattern matching a name") {
+    PatternSet set;
+    const PatternMatcher a = M("model.layers.{layer}.{w}.weight", kTypes);
+    const PatternMatcher b = M("model.layers.{layer}.mlp.weight", kTypes);
+    const PatternMatcher c = M("lm_head.weight", kTypes);
+    set.Add(a);
+    set.Add(b);
+    set.Add(c);
+    REQUIRE(set.Compile().ok());
+    CHECK(set.Match("model.layers.2.mlp.weight") == std::vector<int>{0, 1});
+    CHECK(set.Match("lm_head.weight") == std::vector<int>{2});
+    CHECK(set.Match("lm_head.weight.x").empty());
+  }
+}
+
+}  // namespace
+}  // namespace cw

@@ -1,0 +1,146 @@
+#include "engine/ruleset/rule_file.h"
+
+#include <doctest/doctest.h>
+
+#include "tests/support/test_files.h"
+
+namespace cw {
+namespace {
+
+RuleLoad Parse(const std::string& text) { return ParseRuleText(text, "t.yaml"); }
+
+TEST_SUITE("ruleset.rule_file") {
+  TEST_CASE("llama.yaml loads with its parameters, placeholders and positioned rules") {
+    auto rules = LoadRuleFile(test::SourcePath("rules/llama.yaml"));
+    REQUIRE(rules.ok());
+    CHECK(rules->name == "llama");
+    CHECK(rules->models == std::vector<std::string>{"llama", "knowlm", "deepseek", "deepseek1_5"});
+    CHECK(rules->FindParam("kv_heads")->config_keys.size() == 2);
+    CHECK(rules->FindParamByFlag("qkv_concat")->name == "qkv_concat");
+    CHECK(rules->FindPlaceholder("layer")->count->text() == "layers");
+    REQUIRE_FALSE(rules->rules.empty());
+    CHECK(rules->rules[0].where.line > 1);
+    CHECK(rules->rules[0].where.column == 5);
+    CHECK(rules->rules[0].hf[0].text() == "model.embed_tokens.weight");
+  }
+
+  TEST_CASE("each rule gets the inverted, reversed chain for the reverse direction") {
+    auto load = Parse(R"(
+name: t
+rules:
+  - hf: [a, b]
+    ms: [c, d]
+    ops:
+      - permute: [1, 2, 0]
+      - concat: {axis: 0, equal: true}
+      - split: {axis: 1, sizes: [2, 3]}
+)");
+    REQUIRE(load.errors.empty());
+    const auto& rev = load.rules->rules[0].reverse_ops;
+    REQUIRE(rev.size() == 3);
+    CHECK(rev[0].kind == OpKind::kConcat);
+    CHECK(rev[0].sizes.size() == 2);
+    CHECK(rev[1].kind == OpKind::kSplit);
+    CHECK(rev[1].parts == 2);
+    CHECK(rev[2].kind == OpKind::kPermute);
+    CHECK(rev[2].perm == std::vector<int>{2, 0, 1});
+  }
+
+  TEST_CASE("qwen2.yaml extends llama.yaml and overrides one parameter") {
+    auto rules = LoadRuleFile(test::SourcePath("rules/qwen2.yaml"));
+    REQUIRE(rules.ok());
+    CHECK(rules->name == "qwen2");
+    CHECK(rules->models == std::vector<std::string>{"qwen2", "qwen"});
+    CHECK(rules->sources.size() == 2);
+    const ParamDecl* bias = rules->FindParam("qkv_bias");
+    REQUIRE(bias != nullptr);
+    CHECK(bias->config_keys.empty());
+    CHECK(bias->default_value->AsConstant() == Value::Bool(true));
+    CHECK(rules->rules[0].where.file.ends_with("llama.yaml"));
+  }
+
+  TEST_CASE("a missing or cyclic extends is reported at the extends key") {
+    test::TempDir dir;
+    test::WriteFile(dir / "a.yaml", "name: a\nextends: b.yaml\n");
+    test::WriteFile(dir / "b.yaml", "name: b\nextends: a.yaml\n");
+    test::WriteFile(dir / "c.yaml", "name: c\nextends: none.yaml\n");
+    auto cyclic = ParseRuleFile(dir / "a.yaml");
+    REQUIRE(cyclic.errors.size() == 1);
+    CHECK(cyclic.errors[0].message().find("cycle") != std::string::npos);
+    auto missing = ParseRuleFile(dir / "c.yaml");
+    REQUIRE(missing.errors.size() == 1);
+    CHECK(missing.errors[0].code() == ErrorCode::kIo);
+    CHECK(missing.errors[0].context().at(0).find("c.yaml:2") != std::string::npos);
+  }
+
+  TEST_CASE("every problem of a file is reported, not only the first") {
+    auto load = Parse(R"(
+name: t
+rules:
+  - {hf: a, ms: b, colour: red}
+  - {hf: c, ms: d, ops: [{flip: 1}]}
+  - {hf: e, ms: f, drop: "true"}
+)");
+    REQUIRE(load.errors.size() == 3);
+    CHECK(load.errors[0].where().line == 4);
+    CHECK(load.errors[1].where().line == 5);
+    CHECK(load.errors[2].where().line == 6);
+    CHECK(load.errors[2].message().find("true or false") != std::string::npos);
+    auto first = LoadRuleText(R"(
+name: t
+rules:
+  - {hf: a, ms: b, colour: red}
+  - {hf: c, ms: d, ops: [{flip: 1}]}
+)",
+                              "t.yaml");
+    REQUIRE_FALSE(first.ok());
+    CHECK(first.error().message().find("(and 1 more problems)") != std::string::npos);
+  }
+
+  TEST_CASE("a drop rule may name either side, and an ms-only drop applies in reverse") {
+    auto load = Parse(R"(
+name: t
+rules:
+  - {hf: inv_freq, drop: true}
+  - {ms: optimizer_state, drop: true, optional: true}
+  - {hf: a, ms: b}
+)");
+    REQUIRE(load.errors.empty());
+    CHECK(load.rules->rules[1].hf.empty());
+  }
+
+  TEST_CASE("string parameters take literal defaults; expressions go under expr") {
+    auto load = Parse(R"y(
+name: t
+params:
+  pre: {type: bool, default: false}
+  prefix: {type: string, default: {expr: "if(pre, 'encoder.', '')"}}
+  plain: {type: string, default: transformer.}
+rules:
+  - {hf: "${prefix}a", ms: "${plain}b"}
+)y");
+    REQUIRE(load.errors.empty());
+    CHECK(load.rules->FindParam("plain")->default_value->AsConstant() ==
+          Value::String("transformer."));
+    CHECK_FALSE(load.rules->FindParam("prefix")->default_value->AsConstant());
+  }
+
+  TEST_CASE("a rule file over the size cap is a limit error") {
+    test::TempDir dir;
+    test::WriteFile(dir / "big.yaml", "name: x\n# " + std::string(2u << 20, 'x') + "\n");
+    auto load = ParseRuleFile(dir / "big.yaml");
+    REQUIRE(load.errors.size() == 1);
+    CHECK(load.errors[0].code() == ErrorCode::kLimitExceeded);
+  }
+
+  TEST_CASE("positions of nested values are 1-based line and column") {
+    auto load = Parse(
+        "name: t\nrules:\n  - hf: a\n    ms: b\n    ops:\n      - split: {axis: 0, parts: 0}\n");
+    REQUIRE(load.errors.size() == 1);
+    CHECK(load.errors[0].where().line == 6);
+    CHECK(load.errors[0].where().column == 33);
+  }
+}
+
+}  // namespace
+}  // namespace cw
