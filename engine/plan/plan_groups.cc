@@ -10,6 +10,8 @@ namespace cw {
 namespace {
 
 constexpr size_t kMaxListedNames = 20;
+// Placeholder tuples one rule's coverage check enumerates at most.
+constexpr uint64_t kMaxCoverageTuples = 10'000'000;
 
 std::string KeyText(const Bindings& key) {
   std::string s;
@@ -29,29 +31,38 @@ bool PatternGathers(const PlanContext& ctx, const ActiveRule& a, size_t k) {
   return !a.over.empty() && a.rule->side(ctx.source)[k].has_placeholder(a.over);
 }
 
-std::string ListNames(const std::vector<std::string>& names) {
+// The first names, and how many more there are of `total`.
+std::string ListNames(const std::vector<std::string>& names, size_t total = 0) {
+  total = std::max(total, names.size());
   std::string s;
   for (size_t i = 0; i < names.size() && i < kMaxListedNames; ++i)
     s += (s.empty() ? "" : ", ") + names[i];
-  if (names.size() > kMaxListedNames)
-    s += " and " + std::to_string(names.size() - kMaxListedNames) + " more";
+  const size_t shown = std::min(names.size(), kMaxListedNames);
+  if (total > shown)
+    s += " and " + std::to_string(total - shown) + " more";
   return s;
 }
 
-// Missing members of a group, as concrete names.
-std::vector<std::string> MissingMembers(PlanContext& ctx, const Group& g) {
+// Missing members of a group, as concrete names (the first few), and how many are missing.
+std::vector<std::string> MissingMembers(PlanContext& ctx, const Group& g, size_t& total) {
+  total = 0;
   const ActiveRule& a = ctx.active[g.active];
   const auto& patterns = a.rule->side(ctx.source);
   std::vector<std::string> missing;
   for (size_t k = 0; k < patterns.size(); ++k) {
     const auto& members = g.members[k];
     if (!PatternGathers(ctx, a, k)) {
-      if (members.empty())
+      if (members.empty()) {
         missing.push_back(patterns[k].Instantiate(g.key, ctx.param_text));
+        ++total;
+      }
       continue;
     }
-    int64_t n = ctx.Count(a.over).value_or(members.empty() ? 1 : members.rbegin()->first + 1);
-    for (int64_t v = 0; v < n; ++v) {
+    const int64_t n = ctx.Count(a.over).value_or(members.empty() ? 1 : members.rbegin()->first + 1);
+    const auto present = static_cast<int64_t>(
+        std::count_if(members.begin(), members.end(), [n](const auto& m) { return m.first < n; }));
+    total += static_cast<size_t>(n - present);
+    for (int64_t v = 0; v < n && missing.size() <= kMaxListedNames; ++v) {
       if (members.count(v))
         continue;
       Bindings b = g.key;
@@ -120,7 +131,10 @@ class Coverage {
   }
 
   void Expand(size_t i, Bindings& prefix) {
+    if (visited_ > kMaxCoverageTuples)
+      return;  // Counts are capped each, but their product may not be: stop listing.
     if (i == a_.placeholders.size()) {
+      ++visited_;
       if (seen_.count(KeyText(prefix)) || !Applies(prefix))
         return;
       missing_.push_back(prefix);
@@ -145,6 +159,7 @@ class Coverage {
   const std::vector<const Group*>& groups_;
   std::set<std::string> seen_;
   std::vector<Bindings> missing_;
+  uint64_t visited_ = 0;
 };
 
 void CheckCoverage(PlanContext& ctx, const std::vector<Group>& groups) {
@@ -168,9 +183,8 @@ void CheckCoverage(PlanContext& ctx, const std::vector<Group>& groups) {
       names.push_back(first.Instantiate(b, ctx.param_text));
     }
     ctx.Fail(ErrorCode::kPlanInvalid,
-             "rule " + a.rule->Label() + " is not optional but " + std::to_string(names.size()) +
-                 " of its tensors " + (names.size() == 1 ? "is" : "are") +
-                 " missing: " + ListNames(names),
+             "this rule is not optional, but " + std::to_string(names.size()) + " of its tensors " +
+                 (names.size() == 1 ? "is" : "are") + " missing: " + ListNames(names),
              a.rule->where);
   }
 }
@@ -209,16 +223,16 @@ std::vector<Group> BuildGroups(PlanContext& ctx,
   CheckCoverage(ctx, groups);
   std::vector<Group> complete;
   for (Group& g : groups) {
-    const std::vector<std::string> missing = MissingMembers(ctx, g);
+    size_t total = 0;
+    const std::vector<std::string> missing = MissingMembers(ctx, g, total);
     if (missing.empty()) {
       complete.push_back(std::move(g));
       continue;
     }
     const Rule& rule = *ctx.active[g.active].rule;
     ctx.Fail(ErrorCode::kPlanInvalid,
-             "rule " + rule.Label() + ": the group" +
-                 (g.key.empty() ? "" : " for " + KeyDisplay(g.key)) + " is incomplete; missing " +
-                 ListNames(missing),
+             "the group of this rule" + (g.key.empty() ? "" : " for " + KeyDisplay(g.key)) +
+                 " is incomplete; missing " + ListNames(missing, total),
              rule.where);
   }
   return complete;

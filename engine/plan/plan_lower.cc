@@ -2,6 +2,7 @@
 
 #include <numeric>
 
+#include "engine/base/limits.h"
 #include "engine/tensor/layout_ops.h"
 
 namespace cw {
@@ -366,8 +367,8 @@ class Lowerer {
         return Fail("axis " + std::to_string(a) + " of " + Describe(v) + " holds " +
                     std::to_string(n) + " values of {" + op_->over + "} but its count is " +
                     std::to_string(*declared));
-      if (n == 0)
-        return Fail(Describe(v) + " has no entries to unstack");
+      if (n == 0 || n > limits::kMaxTensorCount)
+        return Fail(Describe(v) + " cannot be unstacked into " + std::to_string(n) + " tensors");
       const uint32_t first = Offset(s);
       Emit(Kind::kSplit, first, static_cast<int>(a), std::vector<uint64_t>(n, 1));
       Shape without = v.shape;

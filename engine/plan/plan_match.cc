@@ -3,6 +3,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "engine/base/limits.h"
 #include "engine/plan/plan_context.h"
 
 namespace cw {
@@ -20,7 +21,7 @@ bool ReadsPlaceholders(const Expr& e, const RuleSet& rules) {
 std::optional<bool> Condition(PlanContext& ctx, const Expr& e, const Rule& rule, const char* what) {
   auto v = e.EvaluateBool(ctx.params.Lookup(), what);
   if (!v.ok()) {
-    ctx.Add(std::move(v).error().With("while deciding whether rule " + rule.Label() + " applies"));
+    ctx.Add(std::move(v).error().With("deciding whether rule " + rule.Label() + " applies"));
     return std::nullopt;
   }
   return *v;
@@ -83,7 +84,7 @@ std::string Rejection(PlanContext& ctx, const ActiveRule& a, const Bindings& b) 
   if (a.when_per_match) {
     auto on = a.rule->when->EvaluateBool(ctx.params.Lookup(&b), "when");
     if (!on.ok()) {
-      ctx.Add(std::move(on).error().With("while matching rule " + a.rule->Label()));
+      ctx.Add(std::move(on).error().With("matching rule " + a.rule->Label()));
       return "error";
     }
     if (!*on)
@@ -115,7 +116,12 @@ std::optional<int64_t> PlanContext::Count(const std::string& placeholder) {
   std::optional<int64_t> out;
   if (decl && decl->count) {
     auto v = decl->count->EvaluateInt(params.Lookup(), "count of {" + placeholder + "}");
-    if (v.ok()) {
+    if (v.ok() && (*v < 0 || static_cast<uint64_t>(*v) > limits::kMaxTensorCount)) {
+      Fail(ErrorCode::kLimitExceeded,
+           "the count of {" + placeholder + "} (\"" + decl->count->text() + "\") is " +
+               std::to_string(*v) + ", outside 0.." + std::to_string(limits::kMaxTensorCount),
+           decl->count->where());
+    } else if (v.ok()) {
       out = *v;
     } else {
       notes.push_back("the count of {" + placeholder + "} is unknown (" + v.error().message() +
@@ -134,8 +140,8 @@ bool PlanContext::ResolvePatternParams(const std::vector<NamePattern>& patterns,
         continue;
       auto v = params.Get(name);
       if (!v.ok()) {
-        Add(std::move(v).error().With("while reading pattern \"" + p.text() + "\" at " +
-                                      where.file + ":" + std::to_string(where.line)));
+        Add(std::move(v).error().With("reading pattern \"" + p.text() + "\" at " + where.file +
+                                      ":" + std::to_string(where.line)));
         return false;
       }
       param_text[name] = v->ToText();

@@ -1,5 +1,7 @@
 #include "engine/plan/planner.h"
 
+#include <set>
+
 #include "engine/plan/plan_context.h"
 
 namespace cw {
@@ -68,7 +70,12 @@ PlanOutcome CompilePlan(const RuleSet& rules, const std::vector<TensorInfo>& inv
   const std::vector<Group> groups = BuildGroups(ctx, matches, plan.dropped);
   BuildSteps(ctx, groups, plan);
   AddNotes(ctx, plan);
-  out.errors = std::move(ctx.errors);
+  // A parameter that cannot be resolved fails every group that needs it: report it once.
+  std::set<std::string> seen;
+  for (Error& e : ctx.errors) {
+    if (seen.insert(e.ToString()).second)
+      out.errors.push_back(std::move(e));
+  }
   if (out.errors.empty())
     out.plan = std::move(plan);
   return out;

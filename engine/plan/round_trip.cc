@@ -48,13 +48,13 @@ std::vector<Error> CheckRoundTrip(const RuleSet& rules, const std::vector<Tensor
   options.params = params;
   PlanOutcome forward = CompilePlan(rules, inventory, options);
   for (Error& e : forward.errors)
-    out.push_back(std::move(e).With("while planning forward (hf -> ms) on the checkpoint"));
+    out.push_back(std::move(e).With("planning forward (hf -> ms) on the checkpoint"));
   if (!forward.plan)
     return out;
   options.direction = Direction::kReverse;
   PlanOutcome reverse = CompilePlan(rules, forward.plan->Outputs(), options);
   for (Error& e : reverse.errors)
-    out.push_back(std::move(e).With("while planning reverse (ms -> hf) on the forward outputs"));
+    out.push_back(std::move(e).With("planning reverse (ms -> hf) on the forward outputs"));
   if (!reverse.plan)
     return out;
   ReportLossy(out, *forward.plan);

@@ -209,7 +209,7 @@ Result<std::vector<TensorData>> ApplyStep(const Plan& plan, const PlanStep& step
   for (const PrimitiveOp& op : step.ops) {
     Status s = StepData(op, values, ElementSize(step.value_dtype));
     if (!s.ok())
-      return std::move(s).error().With("while running the step of rule " + step.rule.file + ":" +
+      return std::move(s).error().With("running the step of rule " + step.rule.file + ":" +
                                        std::to_string(step.rule.line));
   }
   if (values.size() != step.outputs.size())

@@ -129,7 +129,7 @@ Result<Value> ParamResolver::Resolve(const ParamDecl& decl) {
     source = "default";
     auto d = decl.default_value->Evaluate(Lookup(nullptr));
     if (!d.ok())
-      return std::move(d).error().With("while computing the default of parameter " + decl.name);
+      return std::move(d).error().With("computing the default of parameter " + decl.name);
     v = std::move(d).value();
     if (v->type() != decl.type) {
       return Error(ErrorCode::kRuleInvalid,

@@ -17,9 +17,9 @@ std::optional<ValueType> ParseValueType(const TextNode& node, Diagnostics& diag)
     return ValueType::kBool;
   if (*text == "string")
     return ValueType::kString;
-  diag.Rule("unknown parameter type \"" + *text + "\" (int, bool or string)" +
-                DidYouMean(*text, {"int", "bool", "string"}),
-            node.where);
+  diag.Report("unknown parameter type \"" + *text + "\" (int, bool or string)" +
+                  DidYouMean(*text, {"int", "bool", "string"}),
+              node.where);
   return std::nullopt;
 }
 
@@ -46,7 +46,7 @@ std::optional<Expr> ReadDefault(const TextNode& node, ValueType type, Diagnostic
       Fields f(node, "default", {"expr"}, diag);
       const TextNode* e = f.Get("expr");
       if (!e) {
-        diag.Rule("a map default needs \"expr\"", node.where);
+        diag.Report("a map default needs \"expr\"", node.where);
         return std::nullopt;
       }
       return ReadExpr(*e, "default", diag);
@@ -85,7 +85,7 @@ void BuildParam(const TextNode& key, const TextNode& node, RuleSet& out, Diagnos
   }
   if (const TextNode* v = f.Get("values")) {
     if (!v->is_sequence() || v->items.empty()) {
-      diag.Rule("values must be a non-empty list", v->where);
+      diag.Report("values must be a non-empty list", v->where);
     } else {
       for (const TextNode& item : v->items) {
         if (auto value = ReadLiteral(item, p.type, "a value of " + p.name, diag))
@@ -125,18 +125,18 @@ void BuildPlaceholder(const TextNode& key, const TextNode& node, RuleSet& out, D
     p.type.integer = false;
   } else if (type != "int") {
     if (type_node && type_node->is_scalar()) {
-      diag.Rule("unknown placeholder type \"" + type + "\" (int or ident)" +
-                    DidYouMean(type, {"int", "ident"}),
-                type_node->where);
+      diag.Report("unknown placeholder type \"" + type + "\" (int or ident)" +
+                      DidYouMean(type, {"int", "ident"}),
+                  type_node->where);
     }
     return;
   }
   if (p.count && !p.type.integer)
-    diag.Rule("count applies to int placeholders only", p.count->where());
+    diag.Report("count applies to int placeholders only", p.count->where());
   if (values) {
     auto list = ReadTextList(*values, "values", diag);
     if (p.type.integer)
-      diag.Rule("values applies to ident placeholders only", values->where);
+      diag.Report("values applies to ident placeholders only", values->where);
     else if (list)
       p.type.values = *list;
   }
@@ -151,12 +151,12 @@ std::optional<DTypeOverride> ReadDTypeChoice(const TextNode& node, Diagnostics& 
     return DTypeOverride{};
   if (auto d = DTypeFromUserName(*text)) {
     if (!IsFloat(*d)) {
-      diag.Rule("dtype overrides take floating types only, not \"" + *text + "\"", node.where);
+      diag.Report("dtype overrides take floating types only, not \"" + *text + "\"", node.where);
       return std::nullopt;
     }
     return DTypeOverride{false, *d};
   }
-  diag.Rule("unknown dtype \"" + *text + "\" (keep, F32, F16, BF16, F64)", node.where);
+  diag.Report("unknown dtype \"" + *text + "\" (keep, F32, F16, BF16, F64)", node.where);
   return std::nullopt;
 }
 
@@ -180,7 +180,7 @@ std::optional<TiedSpec> ReadTied(const TextNode& node, Diagnostics& diag) {
   t.where = node.where;
   const TextNode* to = f.Get("to");
   if (!to) {
-    diag.Rule("tied needs \"to\": the hf name of the tensor it equals", node.where);
+    diag.Report("tied needs \"to\": the hf name of the tensor it equals", node.where);
     return std::nullopt;
   }
   t.to = ReadText(*to, "tied.to", diag).value_or("");
@@ -204,10 +204,10 @@ void BuildRule(const TextNode& node, RuleSet& out, Diagnostics& diag) {
   if (const TextNode* m = f.Get("ms"))
     rule.ms = ReadPatterns(*m, "ms", diag).value_or(std::vector<NamePattern>{});
   if (!f.Get("hf") && !f.Get("ms"))
-    diag.Rule("a rule needs hf: and ms: patterns (or one of them with drop: true)", node.where);
+    diag.Report("a rule needs hf: and ms: patterns (or one of them with drop: true)", node.where);
   if (const TextNode* ops = f.Get("ops")) {
     if (!ops->is_sequence()) {
-      diag.Rule("ops must be a list, not " + std::string(ops->KindName()), ops->where);
+      diag.Report("ops must be a list, not " + std::string(ops->KindName()), ops->where);
     } else {
       for (const TextNode& item : ops->items) {
         if (auto op = BuildOp(item, diag))
@@ -270,13 +270,13 @@ RuleFileParts BuildRuleFile(const TextNode& root, Diagnostics& diag) {
     return parts;
   BuildHeader(f, parts, diag);
   if (!f.Get("name"))
-    diag.Rule("the rule file needs a name", root.where);
+    diag.Report("the rule file needs a name", root.where);
   if (const TextNode* params = f.Get("params")) {
     if (params->is_map()) {
       for (const auto& [key, value] : params->entries)
         BuildParam(key, value, parts.rules, diag);
     } else if (params->kind != TextNode::Kind::kNull) {
-      diag.Rule("params must be a map, not " + std::string(params->KindName()), params->where);
+      diag.Report("params must be a map, not " + std::string(params->KindName()), params->where);
     }
   }
   if (const TextNode* ph = f.Get("placeholders")) {
@@ -284,7 +284,7 @@ RuleFileParts BuildRuleFile(const TextNode& root, Diagnostics& diag) {
       for (const auto& [key, value] : ph->entries)
         BuildPlaceholder(key, value, parts.rules, diag);
     } else if (ph->kind != TextNode::Kind::kNull) {
-      diag.Rule("placeholders must be a map, not " + std::string(ph->KindName()), ph->where);
+      diag.Report("placeholders must be a map, not " + std::string(ph->KindName()), ph->where);
     }
   }
   const TextNode* rules = f.Get("rules");
@@ -292,9 +292,9 @@ RuleFileParts BuildRuleFile(const TextNode& root, Diagnostics& diag) {
     for (const TextNode& item : rules->items)
       BuildRule(item, parts.rules, diag);
   } else if (rules) {
-    diag.Rule("rules must be a list, not " + std::string(rules->KindName()), rules->where);
+    diag.Report("rules must be a list, not " + std::string(rules->KindName()), rules->where);
   } else if (parts.extends.empty() && diag.errors.size() == before) {
-    diag.Rule("the rule file has no rules", root.where);
+    diag.Report("the rule file has no rules", root.where);
   }
   return parts;
 }

@@ -17,7 +17,8 @@ struct Diagnostics {
   void Add(ErrorCode code, const std::string& message, const Location& where) {
     errors.emplace_back(code, message, where);
   }
-  void Rule(const std::string& message, const Location& where) {
+  // A kRuleInvalid problem.
+  void Report(const std::string& message, const Location& where) {
     Add(ErrorCode::kRuleInvalid, message, where);
   }
 };

@@ -17,9 +17,9 @@ void CheckNames(const Expr& e, const std::set<std::string>& allowed, const std::
                 Diagnostics& diag) {
   for (const std::string& name : e.Names()) {
     if (!allowed.count(name)) {
-      diag.Rule("unknown name \"" + name + "\" in " + what + " \"" + e.text() + "\"" +
-                    DidYouMean(name, Keys(allowed)),
-                e.where());
+      diag.Report("unknown name \"" + name + "\" in " + what + " \"" + e.text() + "\"" +
+                      DidYouMean(name, Keys(allowed)),
+                  e.where());
     }
   }
 }
@@ -38,13 +38,13 @@ void CheckParams(const RuleSet& rs, Diagnostics& diag) {
     if (p.default_value) {
       CheckNames(*p.default_value, params, "the default of " + p.name, diag);
       if (auto c = p.default_value->AsConstant(); c && c->type() != p.type) {
-        diag.Rule(
+        diag.Report(
             "the default of " + p.name + " is " + c->ToString() + ", not " + ValueTypeName(p.type),
             p.default_value->where());
       }
     }
     if (!p.flag.empty() && !flags.emplace(p.flag, &p).second)
-      diag.Rule("flag \"" + p.flag + "\" is given to two parameters", p.where);
+      diag.Report("flag \"" + p.flag + "\" is given to two parameters", p.where);
   }
   // A default that needs itself, directly or not, can never be resolved. Reported once, at the
   // parameter where the cycle closes.
@@ -57,7 +57,7 @@ void CheckParams(const RuleSet& rs, Diagnostics& diag) {
     for (const std::string& n : p.default_value->Names()) {
       const ParamDecl* q = rs.FindParam(n);
       if (q && state[q->name] == 1) {
-        diag.Rule("the default of " + q->name + " depends on itself", q->where);
+        diag.Report("the default of " + q->name + " depends on itself", q->where);
         state[p.name] = 2;
         return false;
       }
@@ -86,13 +86,13 @@ bool CheckPatterns(const RuleSet& rs, const Rule& rule, Diagnostics& diag) {
       for (const PatternSegment& s : pattern.segments()) {
         const Location at = pattern.SegmentLocation(s);
         if (s.kind == PatternSegment::Kind::kPlaceholder && !rs.FindPlaceholder(s.text)) {
-          diag.Rule("placeholder {" + s.text + "} is not declared under placeholders" +
-                        DidYouMean(s.text, declared),
-                    at);
+          diag.Report("placeholder {" + s.text + "} is not declared under placeholders" +
+                          DidYouMean(s.text, declared),
+                      at);
         } else if (s.kind == PatternSegment::Kind::kParam && !params.count(s.text)) {
-          diag.Rule("parameter ${" + s.text + "} is not declared under params" +
-                        DidYouMean(s.text, Keys(params)),
-                    at);
+          diag.Report("parameter ${" + s.text + "} is not declared under params" +
+                          DidYouMean(s.text, Keys(params)),
+                      at);
         }
       }
     }
@@ -150,8 +150,8 @@ std::string SlotOver(const NamePattern& p, const std::set<std::string>& overs, D
     if (!overs.count(n))
       continue;
     if (!found.empty())
-      diag.Rule("pattern gathers both {" + found + "} and {" + n + "}; stack one at a time",
-                p.where());
+      diag.Report("pattern gathers both {" + found + "} and {" + n + "}; stack one at a time",
+                  p.where());
     found = n;
   }
   return found;
@@ -161,7 +161,7 @@ std::string SlotOver(const NamePattern& p, const std::set<std::string>& overs, D
 bool StepSlots(const OpSpec& op, Slots& slots, Diagnostics& diag) {
   const std::string name = OpKindName(op.kind);
   auto fail = [&](const std::string& m) {
-    diag.Rule(name + ": " + m, op.where);
+    diag.Report(name + ": " + m, op.where);
     return false;
   };
   const size_t n = slots.size();
@@ -227,9 +227,9 @@ std::optional<std::vector<int>> SimulateChain(const RuleSet& rs, const Rule& rul
       continue;
     const PlaceholderDecl* p = rs.FindPlaceholder(op.over);
     if (!p || !p->type.integer) {
-      diag.Rule(std::string(OpKindName(op.kind)) + " over {" + op.over +
-                    "}: it must be a declared int placeholder",
-                op.where);
+      diag.Report(std::string(OpKindName(op.kind)) + " over {" + op.over +
+                      "}: it must be a declared int placeholder",
+                  op.where);
       return std::nullopt;
     }
     overs.insert(op.over);
@@ -244,19 +244,20 @@ std::optional<std::vector<int>> SimulateChain(const RuleSet& rs, const Rule& rul
       return std::nullopt;
   }
   if (slots.size() != rule.ms.size()) {
-    diag.Rule("the ops turn " + std::to_string(rule.hf.size()) + " hf tensor(s) into " +
-                  std::to_string(slots.size()) + " but ms names " + std::to_string(rule.ms.size()),
-              rule.where);
+    diag.Report("the ops turn " + std::to_string(rule.hf.size()) + " hf tensor(s) into " +
+                    std::to_string(slots.size()) + " but ms names " +
+                    std::to_string(rule.ms.size()),
+                rule.where);
     return std::nullopt;
   }
   for (size_t i = 0; i < slots.size(); ++i) {
     const std::string want = SlotOver(rule.ms[i], overs, diag);
     if (want != slots[i]) {
-      diag.Rule("ms pattern \"" + rule.ms[i].text() + "\" " +
-                    (want.empty() ? "names one tensor" : "runs over {" + want + "}") +
-                    " but the ops give " +
-                    (slots[i].empty() ? "one tensor" : "a tensor per {" + slots[i] + "}"),
-                rule.ms[i].where());
+      diag.Report("ms pattern \"" + rule.ms[i].text() + "\" " +
+                      (want.empty() ? "names one tensor" : "runs over {" + want + "}") +
+                      " but the ops give " +
+                      (slots[i].empty() ? "one tensor" : "a tensor per {" + slots[i] + "}"),
+                  rule.ms[i].where());
     }
   }
   return inputs;
@@ -279,10 +280,10 @@ void CheckBinding(const Rule& rule, Diagnostics& diag) {
         const bool on_other =
             std::any_of(rule.side(other).begin(), rule.side(other).end(),
                         [&](const NamePattern& q) { return q.has_placeholder(name); });
-        diag.Rule("placeholder {" + name + "} is bound on the " + SideName(other) +
-                      " side only; pattern \"" + p.text() + "\" must use it too" +
-                      (on_other ? " (or stack/unstack over it)" : ""),
-                  p.where());
+        diag.Report("placeholder {" + name + "} is bound on the " + SideName(other) +
+                        " side only; pattern \"" + p.text() + "\" must use it too" +
+                        (on_other ? " (or stack/unstack over it)" : ""),
+                    p.where());
       }
     }
   }
@@ -292,23 +293,23 @@ void CheckShape(const RuleSet& rs, Rule& rule, Diagnostics& diag) {
   const bool one_sided = rule.hf.empty() != rule.ms.empty();
   if (rule.drop) {
     if (!one_sided)
-      diag.Rule("a drop rule names one side only (hf: to drop forward, ms: to drop in reverse)",
-                rule.where);
+      diag.Report("a drop rule names one side only (hf: to drop forward, ms: to drop in reverse)",
+                  rule.where);
     if (!rule.ops.empty() || rule.tied)
-      diag.Rule("a drop rule takes no ops and no tied", rule.where);
+      diag.Report("a drop rule takes no ops and no tied", rule.where);
     return;
   }
   if (rule.tied) {
     if (rule.hf.size() != 1 || rule.ms.size() > 1 || !rule.ops.empty())
-      diag.Rule("a tied rule maps one hf name to at most one ms name, without ops", rule.where);
+      diag.Report("a tied rule maps one hf name to at most one ms name, without ops", rule.where);
     else if (!rule.hf[0].placeholders().empty())
-      diag.Rule("a tied rule names one tensor: no placeholders", rule.hf[0].where());
+      diag.Report("a tied rule names one tensor: no placeholders", rule.hf[0].where());
     return;
   }
   if (one_sided) {
-    diag.Rule(std::string("this rule has no ") + (rule.hf.empty() ? "hf" : "ms") +
-                  " side: add it, or say drop: true",
-              rule.where);
+    diag.Report(std::string("this rule has no ") + (rule.hf.empty() ? "hf" : "ms") +
+                    " side: add it, or say drop: true",
+                rule.where);
     return;
   }
   CheckBinding(rule, diag);

@@ -76,14 +76,14 @@ class Loader {
     std::error_code ec;
     const std::string key = fs::weakly_canonical(path, ec).string();
     if (depth >= kMaxExtendsDepth || !visiting_.insert(key).second) {
-      diag_.Rule("extends \"" + parts.extends + "\" makes a cycle or is nested over " +
-                     std::to_string(kMaxExtendsDepth) + " deep",
-                 parts.extends_where);
+      diag_.Report("extends \"" + parts.extends + "\" makes a cycle or is nested over " +
+                       std::to_string(kMaxExtendsDepth) + " deep",
+                   parts.extends_where);
       return std::nullopt;
     }
     auto text = ReadRuleText(path);
     if (!text.ok()) {
-      diag_.Add(std::move(text).error().With("while reading the file named by extends at " +
+      diag_.Add(std::move(text).error().With("reading the file named by extends at " +
                                              parts.extends_where.file + ":" +
                                              std::to_string(parts.extends_where.line)));
       return std::nullopt;

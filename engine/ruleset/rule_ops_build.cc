@@ -25,7 +25,7 @@ void ReadAxis(const Fields& f, OpSpec& op, Diagnostics& diag) {
   if (const TextNode* a = f.Get("axis")) {
     auto v = ReadInt(*a, "axis", diag);
     if (v && (*v < -16 || *v > 15))
-      diag.Rule("axis " + std::to_string(*v) + " is out of range", a->where);
+      diag.Report("axis " + std::to_string(*v) + " is out of range", a->where);
     else if (v)
       op.axis = static_cast<int>(*v);
   }
@@ -35,7 +35,7 @@ bool Require(const Fields& f, const char* key, const TextNode& at, const std::st
              const std::string& why, Diagnostics& diag) {
   if (f.Get(key))
     return true;
-  diag.Rule(op + " needs \"" + key + "\"" + why, at.where);
+  diag.Report(op + " needs \"" + key + "\"" + why, at.where);
   return false;
 }
 
@@ -48,7 +48,7 @@ void ReadPerm(const TextNode& value, OpSpec& op, Diagnostics& diag) {
     f.emplace(value, name, std::initializer_list<const char*>{key}, diag);
     list = f->Get(op.kind == OpKind::kTranspose ? "axes" : "perm");
     if (!list) {
-      diag.Rule(name + " needs its axes", value.where);
+      diag.Report(name + " needs its axes", value.where);
       return;
     }
   }
@@ -56,7 +56,7 @@ void ReadPerm(const TextNode& value, OpSpec& op, Diagnostics& diag) {
   if (!perm)
     return;
   if (op.kind == OpKind::kTranspose && perm->size() != 2) {
-    diag.Rule("transpose takes two axes, e.g. [0, 1]", list->where);
+    diag.Report("transpose takes two axes, e.g. [0, 1]", list->where);
     return;
   }
   std::vector<bool> seen(perm->size(), false);
@@ -66,16 +66,16 @@ void ReadPerm(const TextNode& value, OpSpec& op, Diagnostics& diag) {
             ? a >= -16 && a < 16
             : a >= 0 && static_cast<size_t>(a) < seen.size() && !seen[static_cast<size_t>(a)];
     if (!valid) {
-      diag.Rule(name + " axes must be distinct axes " +
-                    (op.kind == OpKind::kPermute ? "0.." + std::to_string(perm->size() - 1) : ""),
-                list->where);
+      diag.Report(name + " axes must be distinct axes " +
+                      (op.kind == OpKind::kPermute ? "0.." + std::to_string(perm->size() - 1) : ""),
+                  list->where);
       return;
     }
     if (op.kind == OpKind::kPermute)
       seen[static_cast<size_t>(a)] = true;
   }
   if (op.kind == OpKind::kTranspose && (*perm)[0] == (*perm)[1]) {
-    diag.Rule("transpose needs two different axes", list->where);
+    diag.Report("transpose needs two different axes", list->where);
     return;
   }
   op.perm = *perm;
@@ -94,7 +94,7 @@ void ReadSizesOrEqual(const Fields& f, const TextNode& value, OpSpec& op, const 
   if (parts) {
     auto p = ReadInt(*parts, "parts", diag);
     if (p && (*p < 1 || *p > 1'000'000))
-      diag.Rule("parts must be between 1 and 1000000", parts->where);
+      diag.Report("parts must be between 1 and 1000000", parts->where);
     else if (p)
       op.parts = static_cast<int>(*p);
   }
@@ -103,15 +103,15 @@ void ReadSizesOrEqual(const Fields& f, const TextNode& value, OpSpec& op, const 
   if (given == 1)
     return;
   if (given > 1) {
-    diag.Rule(name + " takes only one of \"" + sizes_key + "\" and \"" +
-                  (joins ? "equal" : "parts") + "\"",
-              value.where);
+    diag.Report(name + " takes only one of \"" + sizes_key + "\" and \"" +
+                    (joins ? "equal" : "parts") + "\"",
+                value.where);
   } else if (joins) {
-    diag.Rule(name + " needs \"" + sizes_key + "\" (or \"equal: true\"): without them its " +
-                  "inverse cannot know where to cut",
-              value.where);
+    diag.Report(name + " needs \"" + sizes_key + "\" (or \"equal: true\"): without them its " +
+                    "inverse cannot know where to cut",
+                value.where);
   } else {
-    diag.Rule(name + " needs \"" + sizes_key + "\" or \"parts\"", value.where);
+    diag.Report(name + " needs \"" + sizes_key + "\" or \"parts\"", value.where);
   }
 }
 
@@ -199,7 +199,7 @@ void ReadOpMap(const TextNode& value, OpSpec& op, Diagnostics& diag) {
 
 std::optional<OpSpec> BuildOp(const TextNode& item, Diagnostics& diag) {
   if (!item.is_map()) {
-    diag.Rule(
+    diag.Report(
         "an op must be a map such as {transpose: [0, 1]}, not " + std::string(item.KindName()),
         item.where);
     return std::nullopt;
@@ -215,7 +215,7 @@ std::optional<OpSpec> BuildOp(const TextNode& item, Diagnostics& diag) {
     } else if (key.scalar == "tensors") {
       op.tensors = ReadIntList(v, "tensors", diag).value_or(std::vector<int>{});
     } else if (value) {
-      diag.Rule("one op per list entry: \"" + key.scalar + "\" follows another op", key.where);
+      diag.Report("one op per list entry: \"" + key.scalar + "\" follows another op", key.where);
     } else {
       bool known = false;
       for (OpKind k : kAllOps) {
@@ -225,9 +225,9 @@ std::optional<OpSpec> BuildOp(const TextNode& item, Diagnostics& diag) {
         }
       }
       if (!known) {
-        diag.Rule("unknown op \"" + key.scalar + "\"" + DidYouMean(key.scalar, names) +
-                      "; ops are: " + JoinNames(names),
-                  key.where);
+        diag.Report("unknown op \"" + key.scalar + "\"" + DidYouMean(key.scalar, names) +
+                        "; ops are: " + JoinNames(names),
+                    key.where);
         return std::nullopt;
       }
       value = &v;
@@ -235,13 +235,13 @@ std::optional<OpSpec> BuildOp(const TextNode& item, Diagnostics& diag) {
     }
   }
   if (!value) {
-    diag.Rule("this entry names no op", item.where);
+    diag.Report("this entry names no op", item.where);
     return std::nullopt;
   }
   if ((op.when || !op.tensors.empty()) && !IsPerTensor(op.kind)) {
-    diag.Rule(std::string(OpKindName(op.kind)) +
-                  " changes the number of tensors, so it cannot take \"when\" or \"tensors\"",
-              op.where);
+    diag.Report(std::string(OpKindName(op.kind)) +
+                    " changes the number of tensors, so it cannot take \"when\" or \"tensors\"",
+                op.where);
   }
   ReadOpMap(*value, op, diag);
   if (diag.errors.size() != before)

@@ -11,15 +11,15 @@ Fields::Fields(const TextNode& node, const std::string& what,
                std::initializer_list<const char*> allowed, Diagnostics& diag)
     : node_(node) {
   if (!node.is_map()) {
-    diag.Rule(what + " must be a map, not " + node.KindName(), node.where);
+    diag.Report(what + " must be a map, not " + node.KindName(), node.where);
     return;
   }
   ok_ = true;
   std::vector<std::string> names(allowed.begin(), allowed.end());
   for (const auto& [key, value] : node.entries) {
     if (std::find(names.begin(), names.end(), key.scalar) == names.end()) {
-      diag.Rule("unknown key \"" + key.scalar + "\" in " + what + DidYouMean(key.scalar, names),
-                key.where);
+      diag.Report("unknown key \"" + key.scalar + "\" in " + what + DidYouMean(key.scalar, names),
+                  key.where);
     }
   }
 }
@@ -44,7 +44,7 @@ Location TextStart(const TextNode& node) {
 std::optional<std::string> ReadText(const TextNode& node, const std::string& what,
                                     Diagnostics& diag) {
   if (!node.is_scalar()) {
-    diag.Rule(what + " must be text, not " + node.KindName(), node.where);
+    diag.Report(what + " must be text, not " + node.KindName(), node.where);
     return std::nullopt;
   }
   return node.scalar;
@@ -63,7 +63,7 @@ std::optional<int64_t> ReadInt(const TextNode& node, const std::string& what, Di
     v = v * 10 + (s[i] - '0');
   }
   if (!ok) {
-    diag.Rule(what + " must be an integer, not \"" + s + "\"", node.where);
+    diag.Report(what + " must be an integer, not \"" + s + "\"", node.where);
     return std::nullopt;
   }
   return start ? -v : v;
@@ -75,7 +75,7 @@ std::optional<bool> ReadBool(const TextNode& node, const std::string& what, Diag
     return std::nullopt;
   if (!node.quoted && (*text == "true" || *text == "false"))
     return *text == "true";
-  diag.Rule(what + " must be true or false, not \"" + *text + "\"", node.where);
+  diag.Report(what + " must be true or false, not \"" + *text + "\"", node.where);
   return std::nullopt;
 }
 
@@ -94,7 +94,7 @@ std::optional<Expr> ReadExpr(const TextNode& node, const std::string& what, Diag
 std::optional<std::vector<Expr>> ReadExprList(const TextNode& node, const std::string& what,
                                               Diagnostics& diag) {
   if (!node.is_sequence()) {
-    diag.Rule(what + " must be a list, not " + node.KindName(), node.where);
+    diag.Report(what + " must be a list, not " + node.KindName(), node.where);
     return std::nullopt;
   }
   std::vector<Expr> out;
@@ -111,7 +111,7 @@ std::optional<std::vector<Expr>> ReadExprList(const TextNode& node, const std::s
 std::optional<std::vector<int>> ReadIntList(const TextNode& node, const std::string& what,
                                             Diagnostics& diag) {
   if (!node.is_sequence()) {
-    diag.Rule(what + " must be a list of integers, not " + node.KindName(), node.where);
+    diag.Report(what + " must be a list of integers, not " + node.KindName(), node.where);
     return std::nullopt;
   }
   std::vector<int> out;
@@ -120,7 +120,7 @@ std::optional<std::vector<int>> ReadIntList(const TextNode& node, const std::str
     if (!v)
       return std::nullopt;
     if (*v < -64 || *v > 64) {
-      diag.Rule(what + " value " + std::to_string(*v) + " is out of range", item.where);
+      diag.Report(what + " value " + std::to_string(*v) + " is out of range", item.where);
       return std::nullopt;
     }
     out.push_back(static_cast<int>(*v));
@@ -133,7 +133,7 @@ std::optional<std::vector<std::string>> ReadTextList(const TextNode& node, const
   if (node.is_scalar())
     return std::vector<std::string>{node.scalar};
   if (!node.is_sequence()) {
-    diag.Rule(what + " must be text or a list, not " + node.KindName(), node.where);
+    diag.Report(what + " must be text or a list, not " + node.KindName(), node.where);
     return std::nullopt;
   }
   std::vector<std::string> out;
@@ -156,7 +156,7 @@ std::optional<std::vector<NamePattern>> ReadPatterns(const TextNode& node, const
     items.push_back(&node);
   }
   if (items.empty()) {
-    diag.Rule(what + " must name at least one pattern", node.where);
+    diag.Report(what + " must name at least one pattern", node.where);
     return std::nullopt;
   }
   std::vector<NamePattern> out;

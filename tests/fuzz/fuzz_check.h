@@ -28,8 +28,10 @@ inline ByteSpan InputBytes(const uint8_t* data, size_t size) {
 
 // An error must format and name a file; a byte offset, when given for `file`, must lie within
 // the `input_bytes` bytes of that input (the end itself is allowed: "truncated at byte N").
-// Context lines are given without their "while", which ToString() adds.
+// Context lines are given without their "while", which ToString() adds. No input may cause an
+// internal error: that code means a bug in ConvertWeight.
 inline void CheckLocated(const Error& error, const std::string& file, size_t input_bytes) {
+  Check(error.code() != ErrorCode::kInternal);
   Check(!error.ToString().empty());
   Check(!error.where().file.empty());
   for (const std::string& context : error.context())

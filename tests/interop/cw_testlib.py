@@ -73,11 +73,10 @@ def flatten(obj, prefix=""):
 
 class TempDirTest(unittest.TestCase):
     def setUp(self):
+        # A cleanup, not tearDown: cleanups a test adds later (an unmount) run before it.
         self._tmp = tempfile.TemporaryDirectory(prefix="cw-interop-")
+        self.addCleanup(self._tmp.cleanup)
         self.tmp = self._tmp.name
-
-    def tearDown(self):
-        self._tmp.cleanup()
 
     def path(self, name):
         return os.path.join(self.tmp, name)

@@ -172,7 +172,8 @@ Result<ObjectId> PickleMachine::RebuildTensor(ObjectId callable,
     const Object& dtype = obj(args[6]);
     if (dtype.kind != Kind::kGlobal || dtype.global != GlobalKind::kDType)
       return Fail(ErrorCode::kCorrupt, "the dtype of a tensor is " + tree_.Describe(args[6]));
-    tensor.dtype = DTypeFromTorch(std::string_view(dtype.text).substr(6));  // after "torch."
+    const std::string_view name = dtype.text;
+    tensor.dtype = DTypeFromTorch(name.substr(6));  // after "torch."
     if (!tensor.dtype)
       return Fail(ErrorCode::kUnsupported, "dtype " + dtype.text + " is not supported");
   }

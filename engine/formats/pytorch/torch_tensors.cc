@@ -69,7 +69,7 @@ Status Indexer::Walk(ObjectId dict, const std::string& prefix) {
                        : key.kind == Kind::kInt ? std::to_string(key.int_value)
                                                 : "[" + tree_.Describe(items[i]) + "]";
     if (!prefix.empty())
-      name = prefix + "." + name;
+      name.insert(0, prefix + ".");
     if (name.size() > limits::kMaxNameBytes) {
       return Fail(items[i], ErrorCode::kLimitExceeded,
                   "name " + Quote(name, 60) + " is longer than the cap of " +
@@ -183,11 +183,12 @@ Result<StorageDecl> Indexer::ParseId(ObjectId pid, const std::optional<DType>& v
   decl.numel = static_cast<uint64_t>(item(4).int_value);
   decl.pid_offset = source_.file_offset + tree_.at(pid).offset;
   const std::string& type = item(1).text;
-  const std::string_view type_name = std::string_view(type).substr(type.rfind('.') + 1);
-  if (type_name == "UntypedStorage") {
+  const std::string_view type_name = type;  // "torch.FloatStorage", "torch.storage.UntypedStorage"
+  const std::string_view class_name = type_name.substr(type_name.rfind('.') + 1);
+  if (class_name == "UntypedStorage") {
     decl.dtype = v3_dtype.value_or(DType::kU8);
   } else {
-    const auto dtype = DTypeFromTorchStorage(type_name);
+    const auto dtype = DTypeFromTorchStorage(class_name);
     if (!dtype)
       return Fail(pid, ErrorCode::kUnsupported, "storage type " + type + " is not supported");
     if (v3_dtype && *v3_dtype != *dtype) {

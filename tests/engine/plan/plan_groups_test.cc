@@ -50,7 +50,8 @@ TEST_SUITE("plan.plan_groups") {
     auto plan = MakePlan(rules, inv, Options(Direction::kForward, {{"experts", "4"}}));
     REQUIRE_FALSE(plan.ok());
     CHECK(plan.error().message().find(
-              "group for layer 0 is incomplete; missing l.0.experts.2.w1") != std::string::npos);
+              "group of this rule for layer 0 is incomplete; missing l.0.experts.2.w1") !=
+          std::string::npos);
     CHECK(plan.error().where().line == 6);
   }
 

@@ -140,6 +140,25 @@ rules:
     CHECK(load.errors[0].where().line == 6);
     CHECK(load.errors[0].where().column == 33);
   }
+
+  TEST_CASE("truncated or damaged rule files load or give located errors, never crash") {
+    const std::string text = test::ReadFile(test::SourcePath("rules/llama.yaml"));
+    auto check = [](const RuleLoad& load) {
+      for (const Error& e : load.errors) {
+        CHECK(e.where().file == "t.yaml");
+        CHECK(e.where().line > 0);
+      }
+      CHECK(load.rules.has_value() == load.errors.empty());
+    };
+    for (size_t cut = 0; cut < text.size(); cut += 13)
+      check(Parse(text.substr(0, cut)));
+    const std::string flips = "{}[]:-'\"#&*!|>%@` \n\t$x0";
+    for (size_t at = 0; at < text.size(); at += 17) {
+      std::string damaged = text;
+      damaged[at] = flips[at % flips.size()];
+      check(Parse(damaged));
+    }
+  }
 }
 
 }  // namespace

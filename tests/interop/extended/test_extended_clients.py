@@ -81,7 +81,11 @@ def expect_from_safetensors(path):
 
 def expect_from_torch13(path):
     """Independent of our readers: Debian's torch 1.13 loads the source."""
-    import torch
+    try:
+        import torch
+    except ImportError as e:
+        raise RuntimeError(f"{e}: run this script with Debian's /usr/bin/python3 and "
+                           "python3-torch (tests/tools/install_deps.sh)") from e
     obj = torch.load(path, weights_only=True)
     return [entry(n, TORCH_TO_CODE[str(t.dtype)], t.shape, torch_bytes(t))
             for n, t in flatten(obj).items()]

@@ -141,20 +141,23 @@ TEST_SUITE("formats.pytorch.pickle_reader") {
   TEST_CASE("refuses GLOBALs outside the allow-list by name and runs nothing") {
     test::TempDir dir;
     const std::string marker = (dir / "ran").string();
-    for (const auto& [module, name] :
-         std::vector<std::pair<std::string, std::string>>{{"os", "system"},
-                                                          {"posix", "system"},
-                                                          {"builtins", "eval"},
-                                                          {"builtins", "exec"},
-                                                          {"builtins", "getattr"},
-                                                          {"subprocess", "Popen"},
-                                                          {"argparse", "Namespace"},
-                                                          {"_io", "BytesIO"},
-                                                          {"numpy.core.multiarray", "_reconstruct"},
-                                                          {"torch.serialization", "_get_layout"},
-                                                          {"torch._utils", "_rebuild_qtensor"},
-                                                          {"torch", "load"},
-                                                          {"collections", "Counter"}}) {
+    const std::vector<std::pair<std::string, std::string>> refused = {
+        {"os", "system"},
+        {"posix", "system"},
+        {"builtins", "eval"},
+        {"builtins", "exec"},
+        {"builtins", "getattr"},
+        {"subprocess", "Popen"},
+        {"argparse", "Namespace"},
+        {"_io", "BytesIO"},
+        {"numpy.core.multiarray", "_reconstruct"},
+        {"torch.serialization", "_get_layout"},
+        {"torch._utils", "_rebuild_qtensor"},
+        {"torch", "load"},
+        {"collections", "Counter"}};
+    for (const auto& global : refused) {
+      const std::string& module = global.first;
+      const std::string& name = global.second;
       CAPTURE(module);
       CAPTURE(name);
       PickleBuilder p;
@@ -163,7 +166,7 @@ TEST_SUITE("formats.pytorch.pickle_reader") {
       REQUIRE_FALSE(tree.ok());
       CHECK(tree.error().code() == ErrorCode::kUnsupported);
       CHECK(tree.error().where().offset == kBase + 2);
-      CHECK(tree.error().message().find(module + "." + name) != std::string::npos);
+      CHECK(tree.error().message().find((module + '.').append(name)) != std::string::npos);
       REQUIRE(tree.error().context().size() == 1);
       CHECK(tree.error().context()[0] == "reading \"t/data.pkl\" at pickle byte 2");
     }

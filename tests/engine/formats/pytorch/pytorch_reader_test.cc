@@ -75,8 +75,8 @@ uint16_t ToBf16(float value) {
 }
 
 // A one-tensor file: "w" = float32 [2, 3] over storage "0" holding 0..5.
-const TensorSpec kW{"w", "FloatStorage", "0", 6, 0, {2, 3}, {}};
-const std::string kWData = Floats({0, 1, 2, 3, 4, 5});
+TensorSpec W() { return {"w", "FloatStorage", "0", 6, 0, {2, 3}, {}}; }
+std::string WData() { return Floats({0, 1, 2, 3, 4, 5}); }
 
 void CheckError(const std::string& bytes, ErrorCode code, std::optional<uint64_t> offset) {
   auto reader = OpenBytes(bytes);
@@ -270,8 +270,8 @@ TEST_SUITE("formats.pytorch.reader") {
 
   TEST_CASE("reads a deflated data.pkl and locates its errors in the inflated bytes") {
     test::pt::ZipBuilder zip;
-    zip.Add("a/data.pkl", test::pt::StateDictPickle({kW}), true)
-        .Add("a/data/0", kWData)
+    zip.Add("a/data.pkl", test::pt::StateDictPickle({W()}), true)
+        .Add("a/data/0", WData())
         .Add("a/version", "3");
     const std::string file = zip.Build().bytes;
     const auto reader = OpenBytesOk(file);
@@ -291,7 +291,7 @@ TEST_SUITE("formats.pytorch.reader") {
     p.TensorV2("FloatStorage", "0", 6, 0, {6}, {1}).Append().Str("opt").EmptyDict();
     p.Str("state").EmptyDict().SetItem().Str("name").Str("adam").Str("w");
     p.TensorV2("FloatStorage", "0", 6, 0, {6}, {1}).Int(3).Str("int key").SetItems().Stop();
-    const std::string file = test::pt::TorchZip(p.bytes(), {{"0", kWData}}).bytes;
+    const std::string file = test::pt::TorchZip(p.bytes(), {{"0", WData()}}).bytes;
     const auto reader = OpenBytesOk(file);
     CHECK(Names(*reader) == std::vector<std::string>{"w"});
     REQUIRE(reader->skipped().size() == 5);
@@ -314,7 +314,7 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
 
   TEST_CASE("a zip cut before its end record is reported as truncated") {
     const std::string file =
-        test::pt::TorchZip(test::pt::StateDictPickle({kW}), {{"0", kWData}}).bytes;
+        test::pt::TorchZip(test::pt::StateDictPickle({W()}), {{"0", WData()}}).bytes;
     auto reader = OpenBytes(file.substr(0, file.size() / 2));
     REQUIRE_FALSE(reader.ok());
     CHECK(reader.error().code() == ErrorCode::kCorrupt);
@@ -377,7 +377,7 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
   TEST_CASE("a missing data.pkl or storage record is corrupt") {
     CheckError(test::pt::ZipBuilder().Add("a/version", "3").Build().bytes, ErrorCode::kCorrupt,
                std::nullopt);
-    const test::pt::BuiltZip zip = test::pt::TorchZip(test::pt::StateDictPickle({kW}), {});
+    const test::pt::BuiltZip zip = test::pt::TorchZip(test::pt::StateDictPickle({W()}), {});
     auto reader = OpenBytes(zip.bytes);
     REQUIRE_FALSE(reader.ok());
     CHECK(reader.error().code() == ErrorCode::kCorrupt);
@@ -386,8 +386,8 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
 
   TEST_CASE("a compressed storage record is refused") {
     test::pt::ZipBuilder zip;
-    zip.Add("a/data.pkl", test::pt::StateDictPickle({kW}))
-        .Add("a/data/0", kWData, true)
+    zip.Add("a/data.pkl", test::pt::StateDictPickle({W()}))
+        .Add("a/data/0", WData(), true)
         .Add("a/version", "3");
     const test::pt::BuiltZip built = zip.Build();
     CheckError(built.bytes, ErrorCode::kUnsupported, built.header_offsets[1]);
@@ -395,19 +395,19 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
 
   TEST_CASE("a storage record too short for the tensor extent is corrupt at the record") {
     const test::pt::BuiltZip zip =
-        test::pt::TorchZip(test::pt::StateDictPickle({kW}), {{"0", kWData.substr(0, 20)}});
+        test::pt::TorchZip(test::pt::StateDictPickle({W()}), {{"0", WData().substr(0, 20)}});
     CheckError(zip.bytes, ErrorCode::kCorrupt, zip.data_offsets[1]);
   }
 
   TEST_CASE("a tensor reaching past its declared storage is corrupt at the tensor") {
-    TensorSpec w = kW;
+    TensorSpec w = W();
     w.numel = 5;
     const std::string pickle = test::pt::StateDictPickle({w});
-    const test::pt::BuiltZip zip = test::pt::TorchZip(pickle, {{"0", kWData}});
+    const test::pt::BuiltZip zip = test::pt::TorchZip(pickle, {{"0", WData()}});
     CheckError(zip.bytes, ErrorCode::kCorrupt, zip.data_offsets[0] + pickle.size() - 3);  // REDUCE
-    TensorSpec strided = kW;
+    TensorSpec strided = W();
     strided.stride = {4, 1};  // last element at 4 + 2 = 6
-    CheckError(test::pt::TorchZip(test::pt::StateDictPickle({strided}), {{"0", kWData}}).bytes,
+    CheckError(test::pt::TorchZip(test::pt::StateDictPickle({strided}), {{"0", WData()}}).bytes,
                ErrorCode::kCorrupt, zip.data_offsets[0] + pickle.size() - 3);
   }
 
@@ -421,7 +421,7 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
   TEST_CASE("two dtypes on one storage key are corrupt") {
     const TensorSpec longs{"x", "LongStorage", "0", 6, 0, {3}, {}};
     const test::pt::BuiltZip zip =
-        test::pt::TorchZip(test::pt::StateDictPickle({kW, longs}), {{"0", kWData}});
+        test::pt::TorchZip(test::pt::StateDictPickle({W(), longs}), {{"0", WData()}});
     auto reader = OpenBytes(zip.bytes);
     REQUIRE_FALSE(reader.ok());
     CHECK(reader.error().code() == ErrorCode::kCorrupt);
@@ -429,11 +429,11 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
   }
 
   TEST_CASE("one storage key declared with two sizes is corrupt") {
-    TensorSpec other = kW;
+    TensorSpec other = W();
     other.name = "v";
     other.numel = 7;
     auto reader = OpenBytes(
-        test::pt::TorchZip(test::pt::StateDictPickle({kW, other}), {{"0", kWData}}).bytes);
+        test::pt::TorchZip(test::pt::StateDictPickle({W(), other}), {{"0", WData()}}).bytes);
     CHECK(reader.error().code() == ErrorCode::kCorrupt);
   }
 
@@ -449,14 +449,14 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
     p.Proto().EmptyDict().Mark().Str("a.b").TensorV2("FloatStorage", "0", 6, 0, {6}, {1});
     p.Str("a").EmptyDict().Str("b").TensorV2("FloatStorage", "0", 6, 0, {6}, {1}).SetItem();
     p.SetItems().Stop();
-    auto reader = OpenBytes(test::pt::TorchZip(p.bytes(), {{"0", kWData}}).bytes);
+    auto reader = OpenBytes(test::pt::TorchZip(p.bytes(), {{"0", WData()}}).bytes);
     CHECK(reader.error().code() == ErrorCode::kCorrupt);
   }
 
   TEST_CASE("a top level that is not a dict is unsupported") {
     const std::string tensor =
         PickleBuilder().Proto().TensorV2("FloatStorage", "0", 6, 0, {6}, {1}).Stop().bytes();
-    const test::pt::BuiltZip zip = test::pt::TorchZip(tensor, {{"0", kWData}});
+    const test::pt::BuiltZip zip = test::pt::TorchZip(tensor, {{"0", WData()}});
     CheckError(zip.bytes, ErrorCode::kUnsupported, zip.data_offsets[0] + tensor.size() - 2);
     CheckError(test::pt::TorchZip(PickleBuilder().Proto().EmptyList().Stop().bytes(), {}).bytes,
                ErrorCode::kUnsupported, 64 + 2);
@@ -516,7 +516,7 @@ std::string OkOrLocated(const std::string& bytes) {
 
 std::vector<std::string> SweepInputs() {
   test::pt::ZipBuilder deflated;
-  deflated.Add("a/data.pkl", test::pt::StateDictPickle({kW}), true).Add("a/data/0", kWData);
+  deflated.Add("a/data.pkl", test::pt::StateDictPickle({W()}), true).Add("a/data/0", WData());
   deflated.Add("a/version", "3");
   return {test::ReadFile(test::SharedPath("testdata/external/torch/dtypes_views.pt")),
           test::ReadFile(test::SharedPath("testdata/external/torch/legacy_format.pt")),
