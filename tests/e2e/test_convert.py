@@ -3,9 +3,11 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 import torch
@@ -126,6 +128,30 @@ class RoundTrips(TempDirTest):
         self.assertGreater(len(shards), 1)
         for s in shards:
             validate(self, os.path.join(back, s))
+
+
+    def test_fused_qkv_groups_read_from_different_shards_round_trip(self):
+        sharded = self.path("sharded")
+        run("rewrite", QWEN, sharded + "/", "--max-shard-size", "1500B")
+        shutil.copy(os.path.join(QWEN, "config.json"), sharded)
+        index = json.load(open(os.path.join(sharded, "model.safetensors.index.json")))["weight_map"]
+        self.assertNotEqual(index["model.layers.0.self_attn.q_proj.weight"],
+                            index["model.layers.0.self_attn.v_proj.weight"])
+        ckpt, back = self.path("fused.ckpt"), self.path("back")
+        run("convert", "--rules", QWEN_RULES, "--input", sharded, "--output", ckpt,
+            "--set", "qkv_concat=true")
+        got = read_ckpt(ckpt)
+        self.assertIn("model.layers.0.attention.w_qkv.weight", got)
+        self.assertNotIn("model.layers.0.attention.wq.weight", got)
+        run("convert", "--rules", QWEN_RULES, "--input", ckpt, "--output", back + "/", "--reverse",
+            "--config", os.path.join(QWEN, "config.json"), "--set", "qkv_concat=true")
+        self.assertEqual(read_hf_folder(back), read_hf_folder(QWEN))
+
+    def test_side_files_of_the_input_folder_are_copied_into_a_folder_output(self):
+        out = self.path("ms_folder")
+        run("convert", "--rules", QWEN_RULES, "--input", QWEN, "--output", out + "/")
+        self.assertEqual(sorted(n for n in os.listdir(out) if n.endswith(".json")),
+                         ["config.json", "generation_config.json"])
 
 
 class Casts(TempDirTest):
@@ -261,6 +287,33 @@ class Failures(TempDirTest):
             os.mkdir(mnt, 0o500)
         self.assert_fails_cleanly(["convert", "--rules", QWEN_RULES, "--input", QWEN, "--output",
                                    os.path.join(mnt, "m.ckpt")], mnt, 3, "m.ckpt")
+
+    def test_an_interrupt_leaves_nothing_under_the_output_name(self):
+        folder = self.path("big")
+        os.mkdir(folder)
+        big = torch.zeros(64 * 1024 * 1024, dtype=torch.float32)  # 256 MiB: long enough to interrupt
+        with open(os.path.join(folder, "model.safetensors"), "wb") as f:
+            f.write(safetensors_bytes({"model.embed_tokens.weight": big.view(-1, 1024),
+                                       "model.norm.weight": torch.ones(1024),
+                                       "lm_head.weight": torch.zeros(16, 1024)}))
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump({"num_hidden_layers": 0}, f)
+        out = self.path("out")
+        os.mkdir(out)
+        for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+            p = subprocess.Popen([os.environ["CW_BIN"], "convert", "--rules", LLAMA_RULES, "--input",
+                                  folder, "--output", os.path.join(out, "m.ckpt"), "--dtype", "bf16",
+                                  "--threads", "1"], stderr=subprocess.PIPE, text=True)
+            # Signal as soon as the temporary output exists, i.e. in the middle of writing.
+            while p.poll() is None and not os.listdir(out):
+                time.sleep(0.001)
+            p.send_signal(sig)
+            _, err = p.communicate(timeout=60)
+            if p.returncode == 0:
+                self.skipTest("the conversion finished before the signal")
+            self.assertEqual(p.returncode, code, err)
+            self.assertIn("interrupted", err)
+            self.assertEqual(os.listdir(out), [])
 
     def test_a_full_disk_fails_with_nothing_left(self):
         mnt = self.mount_tmpfs("size=16k")
