@@ -5,6 +5,7 @@
 
 #include "engine/app/model_registry.h"
 #include "engine/formats/checkpoint_io.h"
+#include "engine/formats/prefix_view.h"
 #include "engine/plan/planner.h"
 #include "engine/ruleset/rule_file.h"
 
@@ -24,18 +25,17 @@ Result<RuleSet> ChooseRules(const RuleChoice& choice) {
   return LoadRuleFile(file);
 }
 
-// config.json as given, else beside the input (in the input folder, or the folder of the file).
-std::string FindConfig(const RuleChoice& choice, const std::string& input) {
-  if (!choice.config.empty())
-    return choice.config;
+}  // namespace
+
+std::string FindConfig(const std::string& given, const std::string& input) {
+  if (!given.empty())
+    return given;
   std::error_code ec;
   const fs::path in(input);
   const fs::path dir = fs::is_directory(in, ec) ? in : in.parent_path();
   const fs::path config = (dir.empty() ? fs::path(".") : dir) / "config.json";
   return fs::is_regular_file(config, ec) ? config.string() : std::string();
 }
-
-}  // namespace
 
 Result<Conversion> PrepareConversion(const RuleChoice& choice, const std::string& input,
                                      bool reverse, const std::string& dtype, std::ostream& err) {
@@ -45,7 +45,7 @@ Result<Conversion> PrepareConversion(const RuleChoice& choice, const std::string
   CW_ASSIGN_OR_RETURN(c.reader, OpenCheckpoint(input, &note));
   if (!note.empty())
     err << "note: " << note << "\n";
-  c.config_file = FindConfig(choice, input);
+  c.config_file = FindConfig(choice.config, input);
   if (!c.config_file.empty()) {
     CW_ASSIGN_OR_RETURN(c.params.config, LoadConfigJson(c.config_file));
   }

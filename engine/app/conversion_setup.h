@@ -21,6 +21,10 @@ struct Conversion {
   Plan plan;
 };
 
+// The config.json to use: `given` (--config) when set, else the one beside `input` (in the input
+// folder, or the folder of the input file), else "".
+std::string FindConfig(const std::string& given, const std::string& input);
+
 // Resolves --rules / --model, opens `input` (notes go to `err`), reads config.json (from
 // choice.config, else beside the input) and compiles the plan in `direction`.
 Result<Conversion> PrepareConversion(const RuleChoice& choice, const std::string& input,

@@ -52,8 +52,8 @@ Status Lint(const LintRequest& request, std::ostream& out) {
       CW_ASSIGN_OR_RETURN(const auto reader, OpenCheckpoint(request.against));
       ParamInputs params;
       params.set = request.set;
-      if (!request.config.empty()) {
-        CW_ASSIGN_OR_RETURN(params.config, LoadConfigJson(request.config));
+      if (const std::string config = FindConfig(request.config, request.against); !config.empty()) {
+        CW_ASSIGN_OR_RETURN(params.config, LoadConfigJson(config));
       }
       findings = CheckRoundTrip(rules, reader->tensors(), params);
     }

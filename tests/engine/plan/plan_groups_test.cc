@@ -208,7 +208,7 @@ rules:
           std::string::npos);
   }
 
-  TEST_CASE("equal parts that are not equal are refused, so the reverse cannot cut wrongly") {
+  TEST_CASE("equal parts that are not equal are refused so the reverse cannot cut wrongly") {
     const RuleSet rules = Rules(R"(
 rules:
   - hf: [q, k]
@@ -221,7 +221,7 @@ rules:
           std::string::npos);
   }
 
-  TEST_CASE("a split whose sizes do not add up names the rule, the tensor and its shape") {
+  TEST_CASE("a split whose sizes do not add up names the rule and the tensor with its shape") {
     const RuleSet rules = Rules(R"(
 rules:
   - hf: qkv

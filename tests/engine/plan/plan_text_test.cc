@@ -67,7 +67,7 @@ TEST_SUITE("plan.text") {
     CheckGolden("qwen2_fused_tied.reverse.txt", PlanToText(SmallPlan(Direction::kReverse, true)));
   }
 
-  TEST_CASE("the JSON rendering holds every step, op and total") {
+  TEST_CASE("the JSON rendering holds every step and op and the totals") {
     const Plan plan = SmallPlan(Direction::kForward, true);
     const std::string json = PlanToJson(plan);
     CHECK(json.find("\"direction\": \"forward\"") != std::string::npos);

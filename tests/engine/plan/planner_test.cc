@@ -189,7 +189,7 @@ TEST_SUITE("plan.planner") {
     CHECK(found);
   }
 
-  TEST_CASE("a layer past the configured count is unmatched, and the message says why") {
+  TEST_CASE("a layer past the configured count is unmatched and the message says why") {
     const RuleSet rules = Rules("llama.yaml");
     test::LlamaShape shape;
     shape.layers = 3;
@@ -202,7 +202,7 @@ TEST_SUITE("plan.planner") {
     CHECK(plan.error().message().find("layer 2 is not below its count 2") != std::string::npos);
   }
 
-  TEST_CASE("without a layer count, coverage still finds a gap in the layers") {
+  TEST_CASE("without a layer count coverage still finds a gap in the layers") {
     const RuleSet rules = Rules("llama.yaml");
     test::LlamaShape shape;
     shape.layers = 3;
@@ -215,7 +215,7 @@ TEST_SUITE("plan.planner") {
     CHECK(plan.error().message().find("model.layers.1.mlp.up_proj.weight") != std::string::npos);
   }
 
-  TEST_CASE("rotary inv_freq buffers are dropped, reported, and left out of the round trip") {
+  TEST_CASE("rotary inv_freq buffers are dropped and reported and left out of the round trip") {
     const RuleSet rules = Rules("llama.yaml");
     test::LlamaShape shape;
     shape.inv_freq = true;
@@ -230,7 +230,7 @@ TEST_SUITE("plan.planner") {
     CHECK(test::SortedByName(RoundTrip(rules, inventory, options)) == test::SortedByName(kept));
   }
 
-  TEST_CASE("fused grouped q/k/v with 14 heads, 2 KV heads and head_dim 6 round trips") {
+  TEST_CASE("fused grouped q/k/v with 14 heads and 2 KV heads and head_dim 6 round trips") {
     const RuleSet rules = Rules("qwen2.yaml");
     test::LlamaShape shape;
     shape.model_type = "qwen2";
@@ -260,7 +260,8 @@ TEST_SUITE("plan.planner") {
           test::SortedByName(inventory));
   }
 
-  TEST_CASE("fused q/k/v whose shapes disagree with the config names rule, tensor and shapes") {
+  TEST_CASE(
+      "fused q/k/v whose shapes disagree with the config names the rule and the tensor shapes") {
     const RuleSet rules = Rules("llama.yaml");
     test::LlamaShape shape;
     shape.heads = 4;

@@ -32,7 +32,7 @@ std::string Joined(const std::vector<Error>& errors) {
 }
 
 TEST_SUITE("plan.round_trip") {
-  TEST_CASE("the shipped rules come back exactly on llama and qwen2 inventories, every variant") {
+  TEST_CASE("the shipped rules come back exactly on llama and qwen2 inventories in every variant") {
     for (const char* file : {"llama.yaml", "qwen2.yaml"}) {
       const RuleSet rules = Shipped(file);
       for (int variant = 0; variant < 6; ++variant) {
@@ -57,7 +57,7 @@ TEST_SUITE("plan.round_trip") {
     }
   }
 
-  TEST_CASE("a tied model that also ships lm_head loses it on the way back, and lint says so") {
+  TEST_CASE("a tied model that also ships lm_head loses it on the way back and lint says so") {
     const RuleSet rules = Shipped("qwen2.yaml");
     test::LlamaShape shape;
     shape.model_type = "qwen2";

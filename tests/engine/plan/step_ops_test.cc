@@ -143,7 +143,7 @@ rules:
     CheckRoundTrip(rules, in);
   }
 
-  TEST_CASE("concat with sizes and split round trip unequal GQA parts (14 heads, 2 KV heads)") {
+  TEST_CASE("concat with sizes and split round trip unequal GQA parts (14 heads and 2 KV heads)") {
     const RuleSet rules = Rules(std::string(kGqaParams) + R"(
 rules:
   - hf: ["l.{layer}.q.weight", "l.{layer}.k.weight", "l.{layer}.v.weight"]
@@ -195,7 +195,8 @@ rules:
     CheckRoundTrip(rules, in);
   }
 
-  TEST_CASE("stack and unstack over eleven experts keep numeric order, with the gmm permute") {
+  TEST_CASE(
+      "stack and unstack over eleven experts keep numeric order with and without the gmm permute") {
     const RuleSet rules = Rules(R"(
 params:
   experts: {type: int}
@@ -253,7 +254,9 @@ rules:
     CheckRoundTrip(rules, in, p);
   }
 
-  TEST_CASE("grouped q/k/v interleave round trips with 14 heads, 2 KV heads, head_dim 6") {
+  TEST_CASE(
+      "grouped q/k/v interleave round trips weights and biases with 14 heads and 2 KV heads of 6 "
+      "rows") {
     const RuleSet rules = Rules(std::string(kGqaParams) + R"(
 rules:
   - hf: ["l.{layer}.q.{wb}", "l.{layer}.k.{wb}", "l.{layer}.v.{wb}"]
@@ -290,7 +293,7 @@ rules:
     CheckRoundTrip(rules, in, p);
   }
 
-  TEST_CASE("rope interleave uses each tensor's head count (q: heads, k: kv_heads)") {
+  TEST_CASE("rope interleave uses each tensor's head count (heads for q and kv_heads for k)") {
     const RuleSet rules = Rules(std::string(kGqaParams) + R"(
 rules:
   - hf: ["l.{layer}.q", "l.{layer}.k"]

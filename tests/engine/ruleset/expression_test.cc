@@ -40,14 +40,14 @@ TEST_SUITE("ruleset.expression") {
     CHECK(v.error().where().line == 3);
   }
 
-  TEST_CASE("division by zero and overflow are errors, not crashes") {
+  TEST_CASE("division by zero and overflow are errors and not crashes") {
     CHECK_FALSE(Eval("1 / 0").ok());
     CHECK_FALSE(Eval("1 % 0").ok());
     CHECK_FALSE(Eval("9223372036854775807 + 1").ok());
     CHECK_FALSE(Eval("99999999999999999999").ok());
   }
 
-  TEST_CASE("conditions combine comparisons with and, or, not") {
+  TEST_CASE("conditions combine comparisons with and/or/not") {
     const std::map<std::string, Value> n{{"layer", Value::Int(3)},
                                          {"layers", Value::Int(4)},
                                          {"fused", Value::Bool(false)},
@@ -64,7 +64,7 @@ TEST_SUITE("ruleset.expression") {
     CHECK_FALSE(Eval("true and missing_param").ok());
   }
 
-  TEST_CASE("if, min and max pick values") {
+  TEST_CASE("if() and min() and max() pick values") {
     CHECK(Eval("if(fused, 'encoder.', '')", {{"fused", Value::Bool(true)}})->as_string() ==
           "encoder.");
     CHECK(Eval("min(3, 5) + max(3, 5)")->as_int() == 8);
@@ -96,7 +96,7 @@ TEST_SUITE("ruleset.expression") {
     CHECK_FALSE(Expr::Parse("", kAt).ok());
   }
 
-  TEST_CASE("names lists every identifier read, and constants are recognised") {
+  TEST_CASE("names lists every identifier read and constants are recognised") {
     auto e = Expr::Parse("if(a, b + 1, min(c, 2))", kAt);
     REQUIRE(e.ok());
     CHECK(e->Names() == std::set<std::string>{"a", "b", "c"});

@@ -57,7 +57,7 @@ TEST_SUITE("ruleset.params") {
     CHECK(ParseConfigJson("[1]", "config.json").error().code() == ErrorCode::kCorrupt);
   }
 
-  TEST_CASE("values come from --set, then config keys in order, then text_config, then defaults") {
+  TEST_CASE("values come from --set then config keys in order then text_config then defaults") {
     const RuleSet rules = Rules();
     ParamInputs in = Config(R"({"n_layer": 6, "text_config": {"num_attention_heads": 8,
                                "hidden_size": 64}, "num_key_value_heads": null})");

@@ -10,7 +10,7 @@ namespace {
 RuleLoad Parse(const std::string& text) { return ParseRuleText(text, "t.yaml"); }
 
 TEST_SUITE("ruleset.rule_file") {
-  TEST_CASE("llama.yaml loads with its parameters, placeholders and positioned rules") {
+  TEST_CASE("llama.yaml loads with its parameters and placeholders and positioned rules") {
     auto rules = LoadRuleFile(test::SourcePath("rules/llama.yaml"));
     REQUIRE(rules.ok());
     CHECK(rules->name == "llama");
@@ -24,7 +24,7 @@ TEST_SUITE("ruleset.rule_file") {
     CHECK(rules->rules[0].hf[0].text() == "model.embed_tokens.weight");
   }
 
-  TEST_CASE("each rule gets the inverted, reversed chain for the reverse direction") {
+  TEST_CASE("each rule gets the inverted and reversed chain for the reverse direction") {
     auto load = Parse(R"(
 name: t
 rules:
@@ -73,7 +73,7 @@ rules:
     CHECK(missing.errors[0].context().at(0).find("c.yaml:2") != std::string::npos);
   }
 
-  TEST_CASE("every problem of a file is reported, not only the first") {
+  TEST_CASE("every problem of a file is reported and not only the first") {
     auto load = Parse(R"(
 name: t
 rules:
@@ -97,7 +97,7 @@ rules:
     CHECK(first.error().message().find("(and 1 more problems)") != std::string::npos);
   }
 
-  TEST_CASE("a drop rule may name either side, and an ms-only drop applies in reverse") {
+  TEST_CASE("a drop rule may name either side and an ms-only drop applies in reverse") {
     auto load = Parse(R"(
 name: t
 rules:
@@ -109,7 +109,7 @@ rules:
     CHECK(load.rules->rules[1].hf.empty());
   }
 
-  TEST_CASE("string parameters take literal defaults; expressions go under expr") {
+  TEST_CASE("string parameters take literal defaults and expressions go under expr") {
     auto load = Parse(R"y(
 name: t
 params:
@@ -141,7 +141,7 @@ rules:
     CHECK(load.errors[0].where().column == 33);
   }
 
-  TEST_CASE("truncated or damaged rule files load or give located errors, never crash") {
+  TEST_CASE("truncated or damaged rule files load or give located errors and never crash") {
     const std::string text = test::ReadFile(test::SourcePath("rules/llama.yaml"));
     auto check = [](const RuleLoad& load) {
       for (const Error& e : load.errors) {

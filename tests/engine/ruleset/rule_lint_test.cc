@@ -87,7 +87,7 @@ rules:
     CHECK_MESSAGE(errors.empty(), Joined(errors));
   }
 
-  TEST_CASE("a literal name inside a placeholder pattern is an overlap, whichever comes first") {
+  TEST_CASE("a literal name inside a placeholder pattern is an overlap whichever comes first") {
     const auto errors = LintText(R"(
 name: t
 placeholders: {layer: int}

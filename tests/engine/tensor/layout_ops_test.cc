@@ -57,7 +57,7 @@ std::vector<std::byte> NaivePermute(const std::vector<std::byte>& in, const Shap
 }
 
 TEST_SUITE("tensor.layout_ops") {
-  TEST_CASE("a 2-D transpose moves element (r, c) to (c, r) for every element width") {
+  TEST_CASE("a 2-D transpose moves element (r c) to (c r) for every element width") {
     for (uint32_t width : {1u, 2u, 4u, 8u, 3u, 12u}) {
       CAPTURE(width);
       const Shape shape{37, 70};  // not multiples of the tile
@@ -81,7 +81,7 @@ TEST_SUITE("tensor.layout_ops") {
     } while (std::next_permutation(perm.begin(), perm.end()));
   }
 
-  TEST_CASE("a permutation followed by its inverse gives back the bytes, on random shapes") {
+  TEST_CASE("a permutation followed by its inverse gives back the bytes on random shapes") {
     std::mt19937 rng(11);
     for (int round = 0; round < 50; ++round) {
       const size_t rank = 1 + rng() % 5;
