@@ -16,60 +16,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from cw_testlib import (SHARED, SOURCE, TORCH_TO_CODE, TempDirTest, inspect,  # noqa: E402
                         read_safetensors, run, torch_bytes)
 from test_safetensors_rules import validate  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from family_lib import read_bin, read_ckpt, read_hf_folder  # noqa: E402
 
 QWEN = os.path.join(SOURCE, "tests/data/qwen2_tiny")
 QWEN_RULES = os.path.join(SOURCE, "rules/qwen2.yaml")
 LLAMA_RULES = os.path.join(SOURCE, "rules/llama.yaml")
 TORCH_DIR = os.path.join(SHARED, "testdata/external/torch")
-PROTOC = os.environ.get("CW_PROTOC", "protoc")
-
-
-def checkpoint_pb2():
-    """The .ckpt schema compiled for Python protobuf, once."""
-    if not hasattr(checkpoint_pb2, "module"):
-        out = tempfile.mkdtemp(prefix="cw-proto-")
-        subprocess.run([PROTOC, f"--proto_path={SOURCE}/schemas", f"--python_out={out}",
-                        "checkpoint.proto"], check=True)
-        sys.path.insert(0, out)
-        import checkpoint_pb2 as module  # noqa: E402
-        checkpoint_pb2.module = module
-    return checkpoint_pb2.module
-
-
-MS_TO_CODE = {"Float32": "F32", "Float16": "F16", "BFloat16": "BF16", "Float64": "F64",
-              "Int64": "I64", "Int32": "I32", "Int16": "I16", "Int8": "I8", "UInt8": "U8", "Bool": "BOOL"}
-
-
-def read_ckpt(path):
-    """{tag: (dtype code, dims, bytes)} parsed by Python protobuf (records joined by tag)."""
-    msg = checkpoint_pb2().Checkpoint()
-    with open(path, "rb") as f:
-        msg.ParseFromString(f.read())
-    out = {}
-    for v in msg.value:
-        t = v.tensor
-        prev = out.get(v.tag)
-        data = (prev[2] if prev else b"") + t.tensor_content
-        out[v.tag] = (MS_TO_CODE[t.tensor_type], list(t.dims), data)
-    return out
-
-
-def read_hf_folder(path):
-    if os.path.exists(os.path.join(path, "model.safetensors")):
-        return read_safetensors(os.path.join(path, "model.safetensors"))[0]
-    with open(os.path.join(path, "model.safetensors.index.json")) as f:
-        shards = sorted(set(json.load(f)["weight_map"].values()))
-    out = {}
-    for s in shards:
-        out.update(read_safetensors(os.path.join(path, s))[0])
-    return out
-
-
-def read_bin(path):
-    return {k: (TORCH_TO_CODE[str(v.dtype)], list(v.shape), torch_bytes(v))
-            for k, v in torch.load(path, weights_only=True).items()}
-
-
 class RoundTrips(TempDirTest):
     def test_qwen2_folder_to_ckpt_and_back_is_byte_identical(self):
         ckpt, back = self.path("q.ckpt"), self.path("back")
