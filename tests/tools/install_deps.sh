@@ -8,7 +8,7 @@ packages=(
   libyaml-cpp-dev libre2-dev libprotobuf-dev protobuf-compiler libzip-dev zlib1g-dev
   nlohmann-json3-dev libcli11-dev doctest-dev
   # Real clients for the interoperability tests.
-  python3 python3-torch python3-protobuf python3-numpy unzip
+  python3 python3-torch python3-protobuf python3-numpy python3-jsonschema python3-yaml unzip
 )
 
 missing=()
