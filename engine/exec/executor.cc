@@ -136,6 +136,7 @@ class Runner {
                      std::byte* cast_buffer) {
     if (out.dtype == from) {
       CW_RETURN_IF_ERROR(writer_.Write(k, 0, value.bytes()));
+      CountBytes(value.size());
     } else {
       const uint64_t in_size = ElementSize(from);
       const uint64_t out_size = ElementSize(out.dtype);
@@ -146,13 +147,17 @@ class Runner {
         const MutableByteSpan chunk(cast_buffer, n * out_size);
         CastElements(from, out.dtype, in.subspan(e * in_size, n * in_size), chunk);
         CW_RETURN_IF_ERROR(writer_.Write(k, e * out_size, chunk));
+        CountBytes(chunk.size());
       }
     }
-    if (options_.progress != nullptr) {
+    if (options_.progress != nullptr)
       options_.progress->tensors_done.fetch_add(1);
-      options_.progress->bytes_done.fetch_add(out.byte_size);
-    }
     return OkStatus();
+  }
+
+  void CountBytes(uint64_t n) {
+    if (options_.progress != nullptr)
+      options_.progress->bytes_done.fetch_add(n);
   }
 
   void Fail(Error error) {
