@@ -84,8 +84,6 @@ struct Fixture {
   Fixture() {
     for (int l = 0; l < 6; ++l)
       reader.Add("w." + std::to_string(l), DType::kF32, {3, 5}, Iota(15, l * 100));
-    if (direction == Direction::kReverse)
-      reader.Add("head", DType::kF32, {3, 5}, Iota(15, 7));
     auto rules = LoadRuleText(kRules, "t.yaml");
     REQUIRE(rules.ok());
     PlanOptions options;
