@@ -93,7 +93,9 @@ int main(int argc, char** argv) {
     lint_cmd->add_option("--config", lint.config, "config.json for --against");
     lint_cmd->add_option("--set", lint_sets, "Rule parameter name=value (repeatable)");
 
+    bool models_markdown = false;
     CLI::App* models_cmd = app.add_subcommand("models", "List the bundled rule files and models");
+    models_cmd->add_flag("--markdown", models_markdown, "The table of docs/models.md");
 
     cw::InspectRequest inspect;
     CLI::App* inspect_cmd =
@@ -138,7 +140,7 @@ int main(int argc, char** argv) {
       return Report(cw::Lint(lint, std::cout));
     }
     if (*models_cmd)
-      return Report(cw::ListModels(std::cout));
+      return Report(cw::ListModels(std::cout, models_markdown));
     if (*inspect_cmd)
       return Report(cw::Inspect(inspect, std::cout, std::cerr));
     if (*rewrite_cmd)

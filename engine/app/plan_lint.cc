@@ -34,6 +34,28 @@ std::string ParamLine(const ParamDecl& p) {
   return s;
 }
 
+std::string Code(const std::string& s) { return "`" + s + "`"; }
+
+// One row per rule file: what docs/models.md shows, so that the page cannot drift from the rules.
+void PrintModelTable(const std::vector<RuleSet>& all, std::ostream& out) {
+  out << "| family | `--model` keys | directions | parameters (seed flag) | HF-side input |\n"
+      << "|---|---|---|---|---|\n";
+  for (const RuleSet& r : all) {
+    std::vector<std::string> keys;
+    for (const std::string& m : r.models)
+      keys.push_back(Code(m));
+    std::vector<std::string> params;
+    for (const ParamDecl& p : r.params) {
+      params.push_back(Code(p.name) + (p.flag.empty() ? "" : " (`--" + p.flag + "`)"));
+    }
+    const std::string layout =
+        r.hf_container.empty() ? "HF folder or file: safetensors or `.bin`, sharded or not"
+                               : "`.pth`/`.bin` with the tensors under `" + r.hf_container + "`";
+    out << "| " << r.name << " | " << Joined(keys) << " | HF -> MindSpore, MindSpore -> HF | "
+        << Joined(params) << " | " << layout << " |\n";
+  }
+}
+
 }  // namespace
 
 Status PrintPlan(const PlanRequest& request, std::ostream& out, std::ostream& err) {
@@ -70,8 +92,12 @@ Status Lint(const LintRequest& request, std::ostream& out) {
   return OkStatus();
 }
 
-Status ListModels(std::ostream& out) {
+Status ListModels(std::ostream& out, bool markdown) {
   CW_ASSIGN_OR_RETURN(const std::vector<RuleSet> all, LoadBundledRules());
+  if (markdown) {
+    PrintModelTable(all, out);
+    return OkStatus();
+  }
   for (const RuleSet& r : all) {
     out << r.name << "  (" << r.file << ")\n";
     out << "  keys: " << Joined(r.models) << "\n";

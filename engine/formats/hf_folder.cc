@@ -60,6 +60,127 @@ std::string JsonErrorDetail(std::string_view what) {
   return std::string(what);
 }
 
+// Keeps the "weight_map" of an index from the parser's events and checks the value types it
+// relies on. Everything else is skipped as it streams by: a DOM of the whole index would let a
+// 256 MiB index of nested or repeated arrays take gigabytes, while here an open container costs
+// the parser one bit and memory stays within the weight map, itself capped at kMaxTensorCount.
+// Duplicate keys keep the last value, as nlohmann's DOM and Python's json do.
+class WeightMapHandler {
+ public:
+  WeightMapHandler(const std::string& file, std::string_view text) : file_(file), text_(text) {}
+
+  bool null() { return Value(false); }
+  bool boolean(bool /*value*/) { return Value(false); }
+  bool number_integer(Json::number_integer_t /*value*/) { return Value(false); }
+  bool number_unsigned(Json::number_unsigned_t /*value*/) { return Value(false); }
+  bool number_float(Json::number_float_t /*value*/, const Json::string_t& /*text*/) {
+    return Value(false);
+  }
+  bool binary(Json::binary_t& /*value*/) { return Value(false); }
+  bool string(Json::string_t& value);
+  bool start_object(std::size_t /*elements*/) { return Open(true); }
+  bool start_array(std::size_t /*elements*/) { return Open(false); }
+  bool end_object() { return Close(); }
+  bool end_array() { return Close(); }
+  bool key(Json::string_t& name);
+  bool parse_error(std::size_t position, const std::string& /*last_token*/,
+                   const Json::exception& ex) {
+    return Fail(ErrorCode::kCorrupt, "index is not valid JSON: " + JsonErrorDetail(ex.what()),
+                TextOffsetLocation(file_, text_, position > 0 ? position - 1 : 0));
+  }
+
+  // `parsed`: what sax_parse returned.
+  Result<std::map<std::string, std::string>> Take(bool parsed) && {
+    if (error_)
+      return *std::move(error_);
+    if (!parsed)
+      return Error(ErrorCode::kInternal, "JSON parser stopped without an error",
+                   FileLocation(file_));
+    if (!has_weight_map_)
+      return Error(ErrorCode::kCorrupt, "index has no \"weight_map\" object", FileLocation(file_));
+    if (shard_of_.empty())
+      return Error(ErrorCode::kCorrupt, "index weight_map lists no tensors", FileLocation(file_));
+    return std::move(shard_of_);
+  }
+
+ private:
+  bool InWeightMap() const { return depth_ == 2 && top_key_ == "weight_map"; }
+  bool Fail(ErrorCode code, std::string message, Location where) {
+    error_ = Error(code, std::move(message), std::move(where));
+    return false;
+  }
+  bool Corrupt(std::string message) {
+    return Fail(ErrorCode::kCorrupt, std::move(message), FileLocation(file_));
+  }
+  // Checks the type of a value starting at depth_ (0: the root, 1: a top-level value).
+  bool Value(bool is_object) {
+    if (depth_ == 0 && !is_object)
+      return Corrupt("index is not a JSON object");
+    if (depth_ == 1 && top_key_ == "metadata" && !is_object)
+      return Corrupt("index \"metadata\" is not an object");
+    if (depth_ == 1 && top_key_ == "weight_map") {
+      if (!is_object)
+        return Corrupt("index \"weight_map\" is not an object");
+      has_weight_map_ = true;
+      shard_of_.clear();
+    }
+    if (InWeightMap())
+      return Corrupt("weight_map entry of tensor " + Quoted(tensor_) + " is not a file name");
+    return true;
+  }
+  bool Open(bool is_object) {
+    if (!Value(is_object))
+      return false;
+    ++depth_;
+    return true;
+  }
+  bool Close() {
+    --depth_;  // the parser balances containers
+    return true;
+  }
+
+  const std::string& file_;
+  std::string_view text_;
+  uint64_t depth_ = 0;   // containers open
+  std::string top_key_;  // the last key of the root object
+  std::string tensor_;   // the last key of the weight_map
+  bool has_weight_map_ = false;
+  std::map<std::string, std::string> shard_of_;
+  std::optional<Error> error_;
+};
+
+bool WeightMapHandler::key(Json::string_t& name) {
+  if (depth_ == 1) {
+    top_key_ = std::move(name);
+  } else if (InWeightMap()) {
+    if (name.size() > limits::kMaxNameBytes) {
+      return Fail(ErrorCode::kLimitExceeded,
+                  "tensor name of " + std::to_string(name.size()) + " bytes is over the cap of " +
+                      std::to_string(limits::kMaxNameBytes) + " bytes",
+                  FileLocation(file_));
+    }
+    tensor_ = std::move(name);
+  }
+  return true;
+}
+
+bool WeightMapHandler::string(Json::string_t& value) {
+  if (!InWeightMap())
+    return Value(false);
+  if (!IsPlainFileName(value)) {
+    return Corrupt("shard " + Quoted(value) + " of tensor " + Quoted(tensor_) +
+                   " is not a plain file name in the index's folder");
+  }
+  if (shard_of_.size() == limits::kMaxTensorCount && !shard_of_.contains(tensor_)) {
+    return Fail(
+        ErrorCode::kLimitExceeded,
+        "index lists more than the cap of " + std::to_string(limits::kMaxTensorCount) + " tensors",
+        FileLocation(file_));
+  }
+  shard_of_.insert_or_assign(tensor_, std::move(value));
+  return true;
+}
+
 // tensor name -> shard file name, validated.
 Result<std::map<std::string, std::string>> ReadWeightMap(const fs::path& index_json) {
   const std::string file = index_json.string();
@@ -71,12 +192,10 @@ Result<std::map<std::string, std::string>> ReadWeightMap(const fs::path& index_j
                  FileLocation(file));
   }
   const std::string_view text = AsChars(mapped.bytes());
-  Json root;
+  WeightMapHandler handler(file, text);
+  bool parsed = false;
   try {
-    root = Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
-    return Error(ErrorCode::kCorrupt, "index is not valid JSON: " + JsonErrorDetail(e.what()),
-                 TextOffsetLocation(file, text, e.byte > 0 ? e.byte - 1 : 0));
+    parsed = Json::sax_parse(text.begin(), text.end(), &handler);
   } catch (const Json::exception& e) {
     return Error(ErrorCode::kCorrupt, "index is not valid JSON: " + JsonErrorDetail(e.what()),
                  FileLocation(file));
@@ -84,35 +203,7 @@ Result<std::map<std::string, std::string>> ReadWeightMap(const fs::path& index_j
     return Error(ErrorCode::kLimitExceeded, "out of memory while parsing the index",
                  FileLocation(file));
   }
-  if (!root.is_object())
-    return Error(ErrorCode::kCorrupt, "index is not a JSON object", FileLocation(file));
-  if (const auto metadata = root.find("metadata");
-      metadata != root.end() && !metadata->is_object()) {
-    return Error(ErrorCode::kCorrupt, "index \"metadata\" is not an object", FileLocation(file));
-  }
-  const auto weight_map = root.find("weight_map");
-  if (weight_map == root.end() || !weight_map->is_object()) {
-    return Error(ErrorCode::kCorrupt, "index has no \"weight_map\" object", FileLocation(file));
-  }
-  std::map<std::string, std::string> shard_of;
-  for (const auto& [name, shard] : weight_map->items()) {
-    if (!shard.is_string()) {
-      return Error(ErrorCode::kCorrupt,
-                   "weight_map entry of tensor " + Quoted(name) + " is not a file name",
-                   FileLocation(file));
-    }
-    const auto& shard_name = shard.get_ref<const std::string&>();
-    if (!IsPlainFileName(shard_name)) {
-      return Error(ErrorCode::kCorrupt,
-                   "shard " + Quoted(shard_name) + " of tensor " + Quoted(name) +
-                       " is not a plain file name in the index's folder",
-                   FileLocation(file));
-    }
-    shard_of.emplace(name, shard_name);
-  }
-  if (shard_of.empty())
-    return Error(ErrorCode::kCorrupt, "index weight_map lists no tensors", FileLocation(file));
-  return shard_of;
+  return std::move(handler).Take(parsed);
 }
 
 class FolderReader final : public CheckpointReader {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cw/error.h"
@@ -78,6 +79,9 @@ struct Plan {
   std::vector<PlanStep> steps;
   std::vector<DroppedInput> dropped;
   std::vector<std::string> notes;  // parameters used, assumptions, lossy steps
+  // Forward: the values the planner chose for `detect` parameters (name, text). The reverse
+  // gives the names back only with the same values (ParamInputs::detected or --set).
+  std::vector<std::pair<std::string, std::string>> detected;
   std::optional<DType> cast;       // the requested cast of floating tensors, if any
   bool lossy = false;              // some step is lossy or some input is dropped
 

@@ -81,6 +81,19 @@ std::string Rejection(PlanContext& ctx, const ActiveRule& a, const Bindings& b) 
              "\")";
     }
   }
+  if (a.when_per_match && a.rule->drop) {
+    // A drop rule bounded by a parameter nobody gives (GPT-2's `extra >= layers` without
+    // --layers or config.json) drops nothing.
+    for (const std::string& name : a.rule->when->Names()) {
+      if (!ctx.rules.FindParam(name) || !ctx.params.HasNoValue(name))
+        continue;
+      const std::string note = "drop rule " + a.rule->Label() + " drops nothing: its when reads " +
+                               name + ", which has no value";
+      if (std::find(ctx.notes.begin(), ctx.notes.end(), note) == ctx.notes.end())
+        ctx.notes.push_back(note);
+      return "matches drop rule " + a.rule->Label() + " but " + name + " has no value";
+    }
+  }
   if (a.when_per_match) {
     auto on = a.rule->when->EvaluateBool(ctx.params.Lookup(&b), "when");
     if (!on.ok()) {

@@ -109,6 +109,14 @@ std::string ConvertedName(PlanContext& ctx, const std::string& to) {
   return "";
 }
 
+// The hf name a tied rule's `to` names, with its `${param}` segments filled in; "" (with the
+// problem recorded) when a parameter has no value.
+std::string TiedTo(PlanContext& ctx, const Rule& rule) {
+  if (!ctx.ResolvePatternParams({rule.tied->to}, rule.tied->where))
+    return "";
+  return rule.tied->to.Instantiate({}, ctx.param_text);
+}
+
 class StepBuilder {
  public:
   StepBuilder(PlanContext& ctx, Plan& plan) : ctx_(ctx), plan_(plan) {
@@ -128,14 +136,16 @@ class StepBuilder {
       return;
     }
     const uint64_t input = g.first_input;
-    const std::string reference = ctx_.options.direction == Direction::kForward
-                                      ? rule.tied->to
-                                      : ConvertedName(ctx_, rule.tied->to);
+    const std::string to = TiedTo(ctx_, rule);
+    if (to.empty())
+      return;
+    const std::string reference =
+        ctx_.options.direction == Direction::kForward ? to : ConvertedName(ctx_, to);
     const auto it = by_name_.find(reference);
     if (it == by_name_.end()) {
       ctx_.Fail(ErrorCode::kPlanInvalid,
                 "rule " + rule.Label() + ": " + ctx_.inventory[input].name + " is tied to \"" +
-                    (reference.empty() ? rule.tied->to : reference) +
+                    (reference.empty() ? to : reference) +
                     "\", which is not in the input, so it cannot be checked",
                 rule.tied->where);
       return;
@@ -153,7 +163,10 @@ class StepBuilder {
         continue;
       if (std::any_of(groups.begin(), groups.end(), [&](const Group& g) { return g.active == ai; }))
         continue;
-      const auto it = by_name_.find(a.rule->tied->to);
+      const std::string to = TiedTo(ctx_, *a.rule);
+      if (to.empty())
+        continue;
+      const auto it = by_name_.find(to);
       const PlanStep* source = nullptr;
       for (const PlanStep& s : plan_.steps) {
         if (it != by_name_.end() && s.inputs == std::vector<uint64_t>{it->second} &&
@@ -163,7 +176,7 @@ class StepBuilder {
       if (!source) {
         ctx_.Fail(ErrorCode::kPlanInvalid,
                   "rule " + a.rule->Label() + ": " + a.rule->hf[0].text() +
-                      " is absent and tied to \"" + a.rule->tied->to +
+                      " is absent and tied to \"" + to +
                       "\", which is not converted on its own by any rule",
                   a.rule->tied->where);
         continue;
@@ -171,7 +184,7 @@ class StepBuilder {
       PlanStep copy = *source;
       copy.rule = a.rule->where;
       copy.outputs[0].name = a.rule->ms[0].Instantiate({}, ctx_.param_text);
-      copy.note = "copy of " + a.rule->tied->to + " (tied; " + a.rule->hf[0].text() + " is absent)";
+      copy.note = "copy of " + to + " (tied; " + a.rule->hf[0].text() + " is absent)";
       plan_.steps.push_back(std::move(copy));
     }
   }

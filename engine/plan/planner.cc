@@ -1,6 +1,10 @@
 #include "engine/plan/planner.h"
 
+#include <algorithm>
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/plan/plan_context.h"
 
@@ -52,21 +56,30 @@ std::vector<TensorInfo> Plan::Outputs() const {
   return out;
 }
 
-PlanOutcome CompilePlan(const RuleSet& rules, const std::vector<TensorInfo>& inventory,
-                        const PlanOptions& options) {
-  PlanOutcome out;
+namespace {
+
+using NamedValues = std::vector<std::pair<std::string, std::string>>;
+
+// One planning run with fixed parameters.
+struct Attempt {
+  PlanOutcome outcome;
+  size_t matched = 0;  // inputs claimed by some rule
+};
+
+Attempt CompileOnce(const RuleSet& rules, const std::vector<TensorInfo>& inventory,
+                    const PlanOptions& options) {
+  Attempt out;
   PlanContext ctx(rules, inventory, options);
-  if (Status s = ctx.params.CheckInputs(); !s.ok()) {
-    out.errors.push_back(std::move(s).error());
-    return out;
-  }
   Plan plan;
   plan.direction = options.direction;
   plan.rule_file = rules.file;
   plan.inventory = inventory;
   plan.cast = options.cast;
+  plan.detected = options.params.detected;
   SelectRules(ctx);
   const auto matches = MatchInputs(ctx);
+  for (const auto& m : matches)
+    out.matched += m ? 1 : 0;
   const std::vector<Group> groups = BuildGroups(ctx, matches, plan.dropped);
   BuildSteps(ctx, groups, plan);
   AddNotes(ctx, plan);
@@ -74,11 +87,154 @@ PlanOutcome CompilePlan(const RuleSet& rules, const std::vector<TensorInfo>& inv
   std::set<std::string> seen;
   for (Error& e : ctx.errors) {
     if (seen.insert(e.ToString()).second)
-      out.errors.push_back(std::move(e));
+      out.outcome.errors.push_back(std::move(e));
   }
-  if (out.errors.empty())
-    out.plan = std::move(plan);
+  if (out.outcome.errors.empty())
+    out.outcome.plan = std::move(plan);
   return out;
+}
+
+// Every combination of the parameters' allowed values, the first parameter varying slowest.
+std::vector<NamedValues> Candidates(const std::vector<const ParamDecl*>& params) {
+  std::vector<NamedValues> out(1);
+  for (const ParamDecl* p : params) {
+    std::vector<NamedValues> next;
+    for (const NamedValues& c : out) {
+      for (const Value& v : p->allowed) {
+        next.push_back(c);
+        next.back().emplace_back(p->name, v.ToText());
+      }
+    }
+    out = std::move(next);
+  }
+  return out;
+}
+
+std::string Describe(const RuleSet& rules, const NamedValues& values) {
+  std::string s;
+  for (const auto& [name, text] : values) {
+    const ParamDecl* p = rules.FindParam(name);
+    s += (s.empty() ? "" : ", ") + name + " = " + ParseValueText(text, p->type)->ToString();
+  }
+  return s;
+}
+
+// Tries the candidates in order: the first that plans, else the one under which the most inputs
+// match (the first of those), with `fits` false.
+Attempt TryCandidates(const RuleSet& rules, const std::vector<TensorInfo>& inventory,
+                      const PlanOptions& options, const std::vector<NamedValues>& candidates,
+                      NamedValues& chosen, bool& fits) {
+  Attempt best;
+  fits = false;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    PlanOptions o = options;
+    o.params.detected.insert(o.params.detected.end(), candidates[i].begin(), candidates[i].end());
+    Attempt a = CompileOnce(rules, inventory, o);
+    if (a.outcome.errors.empty()) {
+      chosen = candidates[i];
+      fits = true;
+      return a;
+    }
+    if (i == 0 || a.matched > best.matched) {
+      chosen = candidates[i];
+      best = std::move(a);
+    }
+  }
+  return best;
+}
+
+// `options` without the values given to the detect parameters (--set, config keys, carried).
+PlanOptions WithoutGiven(const RuleSet& rules, PlanOptions options) {
+  for (const ParamDecl& p : rules.params) {
+    if (!p.detect)
+      continue;
+    std::erase_if(options.params.set, [&](const auto& kv) {
+      return kv.first == p.name || (!p.flag.empty() && kv.first == p.flag);
+    });
+    std::erase_if(options.params.detected, [&](const auto& kv) { return kv.first == p.name; });
+    for (const std::string& key : p.config_keys) {
+      options.params.config.entries.erase(key);
+      options.params.config.entries.erase("text_config." + key);
+    }
+  }
+  return options;
+}
+
+// Forward with `detect` parameters: those not given are chosen from the input names. When the
+// plan fails although the given values are allowed, says which values the names would fit.
+PlanOutcome Detect(const RuleSet& rules, const std::vector<TensorInfo>& inventory,
+                   const PlanOptions& options) {
+  const ParamResolver given(rules, options.params);
+  std::vector<const ParamDecl*> free, all;
+  for (const ParamDecl& p : rules.params) {
+    if (!p.detect)
+      continue;
+    all.push_back(&p);
+    const bool carried = std::any_of(options.params.detected.begin(),
+                                     options.params.detected.end(),
+                                     [&](const auto& kv) { return kv.first == p.name; });
+    if (!given.Given(p) && !carried)
+      free.push_back(&p);
+  }
+  NamedValues chosen;
+  bool fits = false;
+  Attempt a = TryCandidates(rules, inventory, options, Candidates(free), chosen, fits);
+  if (fits)
+    return std::move(a.outcome);
+  PlanOutcome out = std::move(a.outcome);
+  if (!free.empty()) {
+    std::string tried;
+    for (const ParamDecl* p : free) {
+      std::string values;
+      for (const Value& v : p->allowed)
+        values += (values.empty() ? "" : ", ") + v.ToString();
+      tried += (tried.empty() ? "" : "; ") + p->name + " in " + values;
+    }
+    out.errors.emplace_back(
+        ErrorCode::kPlanInvalid,
+        "the input names fit no value of the detected parameters (tried " + tried +
+            "); the problems above are those under " + Describe(rules, chosen) + ", where " +
+            std::to_string(a.matched) + " of " + std::to_string(inventory.size()) +
+            " inputs match",
+        FileLocation(rules.file));
+  }
+  if (free.size() != all.size()) {
+    NamedValues fit;
+    bool other_fits = false;
+    TryCandidates(rules, inventory, WithoutGiven(rules, options), Candidates(all), fit,
+                  other_fits);
+    if (other_fits) {
+      ParamResolver r(rules, options.params);
+      NamedValues stated;
+      for (const ParamDecl* p : all) {
+        if (std::find(free.begin(), free.end(), p) == free.end()) {
+          auto v = r.Get(p->name);
+          stated.emplace_back(p->name, v.ok() ? v->ToText() : "?");
+        }
+      }
+      out.errors.emplace_back(ErrorCode::kPlanInvalid,
+                              "the input names fit " + Describe(rules, fit) + ", not " +
+                                  Describe(rules, stated) + " as given",
+                              FileLocation(rules.file));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+PlanOutcome CompilePlan(const RuleSet& rules, const std::vector<TensorInfo>& inventory,
+                        const PlanOptions& options) {
+  if (Status s = ParamResolver(rules, options.params).CheckInputs(); !s.ok()) {
+    PlanOutcome out;
+    out.errors.push_back(std::move(s).error());
+    return out;
+  }
+  const bool detects = std::any_of(rules.params.begin(), rules.params.end(),
+                                   [](const ParamDecl& p) { return p.detect; });
+  if (options.direction == Direction::kForward && detects)
+    return Detect(rules, inventory, options);
+  return std::move(CompileOnce(rules, inventory, options).outcome);
 }
 
 Result<Plan> MakePlan(const RuleSet& rules, const std::vector<TensorInfo>& inventory,

@@ -52,6 +52,7 @@ std::vector<Error> CheckRoundTrip(const RuleSet& rules, const std::vector<Tensor
   if (!forward.plan)
     return out;
   options.direction = Direction::kReverse;
+  options.params.detected = forward.plan->detected;
   PlanOutcome reverse = CompilePlan(rules, forward.plan->Outputs(), options);
   for (Error& e : reverse.errors)
     out.push_back(std::move(e).With("planning reverse (ms -> hf) on the forward outputs"));
@@ -60,11 +61,11 @@ std::vector<Error> CheckRoundTrip(const RuleSet& rules, const std::vector<Tensor
   ReportLossy(out, *forward.plan);
   ReportLossy(out, *reverse.plan);
 
+  // Inputs dropped forward, by drop rules or by tied rules without an ms side (checked equal
+  // to the tensor they duplicate), do not come back.
   std::set<uint64_t> dropped;
-  for (const DroppedInput& d : forward.plan->dropped) {
-    if (!d.checked_equal)
-      dropped.insert(d.input);
-  }
+  for (const DroppedInput& d : forward.plan->dropped)
+    dropped.insert(d.input);
   std::map<std::string, const TensorInfo*> expected, back;
   for (uint64_t i = 0; i < inventory.size(); ++i) {
     if (!dropped.count(i))

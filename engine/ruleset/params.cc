@@ -119,11 +119,44 @@ Result<std::optional<Value>> ParamResolver::FromConfig(const ParamDecl& decl,
   return std::optional<Value>();
 }
 
+std::optional<Value> ParamResolver::FromDetected(const ParamDecl& decl) const {
+  std::optional<Value> out;
+  for (const auto& [name, text] : inputs_.detected) {
+    if (name == decl.name)
+      out = ParseValueText(text, decl.type);
+  }
+  return out;
+}
+
+bool ParamResolver::Given(const ParamDecl& decl) const {
+  for (const auto& [name, text] : inputs_.set) {
+    if (name == decl.name || (!decl.flag.empty() && name == decl.flag))
+      return true;
+  }
+  for (const std::string& key : decl.config_keys) {
+    for (const std::string& path : {key, "text_config." + key}) {
+      const auto it = inputs_.config.entries.find(path);
+      if (it != inputs_.config.entries.end() && it->second.json != "null")
+        return true;
+    }
+  }
+  return false;
+}
+
+bool ParamResolver::HasNoValue(const std::string& name) const {
+  const ParamDecl* decl = rules_.FindParam(name);
+  return decl && !Given(*decl) && !decl->default_value && !FromDetected(*decl);
+}
+
 Result<Value> ParamResolver::Resolve(const ParamDecl& decl) {
   CW_ASSIGN_OR_RETURN(std::optional<Value> v, FromSet(decl));
   std::string source = "--set";
   if (!v) {
     CW_ASSIGN_OR_RETURN(v, FromConfig(decl, &source));
+  }
+  if (!v) {
+    v = FromDetected(decl);
+    source = "detected from the input names";
   }
   if (!v && decl.default_value) {
     source = "default";

@@ -43,6 +43,9 @@ struct ParamInputs {
   // name=value from --set and from the seed flags (by flag name), in command-line order; the
   // last value for a parameter wins. Values are text, typed by the parameter they bind to.
   std::vector<std::pair<std::string, std::string>> set;
+  // name=value of `detect` parameters, chosen by the planner from the input names (forward) or
+  // carried over from a forward plan; used when neither --set nor config.json gives a value.
+  std::vector<std::pair<std::string, std::string>> detected;
 };
 
 // Resolves parameters on demand and remembers the outcome (value or error).
@@ -61,13 +64,20 @@ class ParamResolver {
   // REQUIRES: `name` is declared in the rule set.
   Result<Value> Get(const std::string& name);
 
+  // True when --set (by name or flag) or a config.json key gives the parameter a value: then
+  // the planner does not detect it.
+  bool Given(const ParamDecl& decl) const;
+  // True when nothing can give the parameter a value: no --set, no detected value, no config
+  // key present and no default. REQUIRES: `name` is declared in the rule set.
+  bool HasNoValue(const std::string& name) const;
+
   // For expression evaluation: placeholder values from `bound` (may be null) first, then
   // parameters. Lifetime: the returned function refers to this resolver and to `bound`.
   NameLookup Lookup(const Bindings* bound = nullptr);
 
   struct Resolved {
     Value value;
-    std::string source;  // "--set", "config.json num_hidden_layers", "default"
+    std::string source;  // "--set", "config num_hidden_layers", "detected ...", "default"
   };
   // The parameters resolved so far, by name.
   const std::map<std::string, Resolved>& resolved() const { return resolved_; }
@@ -76,6 +86,7 @@ class ParamResolver {
   Result<Value> Resolve(const ParamDecl& decl);
   Result<std::optional<Value>> FromSet(const ParamDecl& decl) const;
   Result<std::optional<Value>> FromConfig(const ParamDecl& decl, std::string* source) const;
+  std::optional<Value> FromDetected(const ParamDecl& decl) const;
 
   const RuleSet& rules_;
   const ParamInputs& inputs_;

@@ -64,7 +64,7 @@ void BuildParam(const TextNode& key, const TextNode& node, RuleSet& out, Diagnos
   p.name = key.scalar;
   p.where = key.where;
   Fields f(node, "parameter \"" + p.name + "\"",
-           {"type", "config", "default", "flag", "values", "description"}, diag);
+           {"type", "config", "default", "flag", "values", "detect", "description"}, diag);
   if (!f.ok())
     return;
   if (const TextNode* t = f.Get("type")) {
@@ -92,6 +92,11 @@ void BuildParam(const TextNode& key, const TextNode& node, RuleSet& out, Diagnos
           p.allowed.push_back(*value);
       }
     }
+  }
+  if (const TextNode* d = f.Get("detect")) {
+    p.detect = ReadBool(*d, "detect", diag).value_or(false);
+    if (p.detect && p.allowed.empty())
+      diag.Report("detect needs values: the candidates tried in order", d->where);
   }
   if (const TextNode* d = f.Get("description")) {
     if (auto text = ReadText(*d, "description", diag))
@@ -183,7 +188,14 @@ std::optional<TiedSpec> ReadTied(const TextNode& node, Diagnostics& diag) {
     diag.Report("tied needs \"to\": the hf name of the tensor it equals", node.where);
     return std::nullopt;
   }
-  t.to = ReadText(*to, "tied.to", diag).value_or("");
+  auto pattern = ReadPatterns(*to, "tied.to", diag);
+  if (!pattern)
+    return std::nullopt;
+  if (pattern->size() != 1) {
+    diag.Report("tied.to names one tensor", to->where);
+    return std::nullopt;
+  }
+  t.to = std::move(pattern->front());
   if (const TextNode* w = f.Get("when"))
     t.when = ReadExpr(*w, "tied.when", diag);
   return t;

@@ -34,6 +34,7 @@ std::set<std::string> ParamNames(const RuleSet& rs) {
 void CheckParams(const RuleSet& rs, Diagnostics& diag) {
   const std::set<std::string> params = ParamNames(rs);
   std::map<std::string, const ParamDecl*> flags;
+  size_t candidates = 1;
   for (const ParamDecl& p : rs.params) {
     if (p.default_value) {
       CheckNames(*p.default_value, params, "the default of " + p.name, diag);
@@ -45,6 +46,15 @@ void CheckParams(const RuleSet& rs, Diagnostics& diag) {
     }
     if (!p.flag.empty() && !flags.emplace(p.flag, &p).second)
       diag.Report("flag \"" + p.flag + "\" is given to two parameters", p.where);
+    if (p.detect) {
+      candidates *= p.allowed.size();
+      if (candidates > kMaxDetectCandidates) {
+        diag.Report("the detected parameters have over " + std::to_string(kMaxDetectCandidates) +
+                        " combinations of values to try",
+                    p.where);
+        candidates = 1;
+      }
+    }
   }
   // A default that needs itself, directly or not, can never be resolved. Reported once, at the
   // parameter where the cycle closes.
@@ -81,19 +91,27 @@ bool CheckPatterns(const RuleSet& rs, const Rule& rule, Diagnostics& diag) {
   for (const PlaceholderDecl& p : rs.placeholders)
     declared.push_back(p.name);
   const std::set<std::string> params = ParamNames(rs);
+  std::vector<const NamePattern*> patterns;
   for (Side side : {Side::kHf, Side::kMs}) {
-    for (const NamePattern& pattern : rule.side(side)) {
-      for (const PatternSegment& s : pattern.segments()) {
-        const Location at = pattern.SegmentLocation(s);
-        if (s.kind == PatternSegment::Kind::kPlaceholder && !rs.FindPlaceholder(s.text)) {
-          diag.Report("placeholder {" + s.text + "} is not declared under placeholders" +
-                          DidYouMean(s.text, declared),
-                      at);
-        } else if (s.kind == PatternSegment::Kind::kParam && !params.count(s.text)) {
-          diag.Report("parameter ${" + s.text + "} is not declared under params" +
-                          DidYouMean(s.text, Keys(params)),
-                      at);
-        }
+    for (const NamePattern& pattern : rule.side(side))
+      patterns.push_back(&pattern);
+  }
+  if (rule.tied)
+    patterns.push_back(&rule.tied->to);
+  for (const NamePattern* pattern : patterns) {
+    const bool tied_to = rule.tied && pattern == &rule.tied->to;
+    for (const PatternSegment& s : pattern->segments()) {
+      const Location at = pattern->SegmentLocation(s);
+      if (s.kind == PatternSegment::Kind::kPlaceholder && tied_to) {
+        diag.Report("tied.to names one tensor: no placeholders", at);
+      } else if (s.kind == PatternSegment::Kind::kPlaceholder && !rs.FindPlaceholder(s.text)) {
+        diag.Report("placeholder {" + s.text + "} is not declared under placeholders" +
+                        DidYouMean(s.text, declared),
+                    at);
+      } else if (s.kind == PatternSegment::Kind::kParam && !params.count(s.text)) {
+        diag.Report("parameter ${" + s.text + "} is not declared under params" +
+                        DidYouMean(s.text, Keys(params)),
+                    at);
       }
     }
   }

@@ -202,18 +202,19 @@ void CheckTied(const RuleSet& rs, std::vector<Error>& out) {
   for (const Rule& r : rs.rules) {
     if (!r.tied)
       continue;
+    const std::string to = r.tied->to.Instantiate({}, params);
     bool found = false;
     for (const Rule& t : rs.rules) {
       if (t.tied || t.drop || t.hf.size() != 1 || t.ms.size() != 1 || !t.ops.empty())
         continue;
       auto m = PatternMatcher::Compile(t.hf[0], types, params);
       Bindings b;
-      found = found || (m.ok() && m->Match(r.tied->to, &b));
+      found = found || (m.ok() && m->Match(to, &b));
     }
     if (!found) {
       out.emplace_back(
           ErrorCode::kRuleInvalid,
-          "tied.to \"" + r.tied->to + "\" is not converted by any one-to-one rule without ops",
+          "tied.to \"" + to + "\" is not converted by any one-to-one rule without ops",
           r.tied->where);
     }
   }

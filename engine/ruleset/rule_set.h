@@ -9,6 +9,7 @@
 // the planner against parameters.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,8 +30,9 @@ inline Side SourceSide(Direction d) { return d == Direction::kForward ? Side::kH
 inline Side TargetSide(Direction d) { return d == Direction::kForward ? Side::kMs : Side::kHf; }
 
 // `params:` entry. A value comes from --set (or the named seed flag), else from the first
-// `config_keys` entry present in config.json (top level, then under text_config), else from
-// `default_value`. Resolved lazily: only parameters something needs are looked up.
+// `config_keys` entry present in config.json (top level, then under text_config), else (forward,
+// `detect`) from the input names, else from `default_value`. Resolved lazily: only parameters
+// something needs are looked up.
 struct ParamDecl {
   std::string name;
   ValueType type = ValueType::kInt;
@@ -38,9 +40,15 @@ struct ParamDecl {
   std::optional<Expr> default_value;  // a constant or an expression over other parameters
   std::string flag;                   // seed CLI flag that sets it ("layers"); empty if none
   std::vector<Value> allowed;         // allowed values; empty = any value of the type
+  // Forward, when neither --set nor config.json gives a value: the planner tries `allowed` in
+  // order and keeps the first value under which the input names plan (docs/rules.md §3).
+  bool detect = false;
   std::string description;
   Location where;
 };
+
+// The most value combinations the detected parameters of one rule set may have.
+inline constexpr size_t kMaxDetectCandidates = 64;
 
 // `placeholders:` entry.
 struct PlaceholderDecl {
@@ -104,11 +112,12 @@ struct DTypeOverride {
 };
 
 // `tied:` — the rule's hf tensor may be absent because it equals another tensor (`to`, an hf
-// name converted by a one-to-one rule). Forward, an absent tensor is emitted as a copy of the
-// converted `to`; reverse, the tensor is checked equal to it and omitted. With no target side
-// the tensor is only checked equal and dropped.
+// name converted by a one-to-one rule; it may contain `${param}` segments, no placeholders).
+// Forward, an absent tensor is emitted as a copy of the converted `to`; reverse, the tensor is
+// checked equal to it and omitted. With no target side the tensor is only checked equal and
+// dropped.
 struct TiedSpec {
-  std::string to;
+  NamePattern to;
   std::optional<Expr> when;  // parameters only; absent = always
   Location where;
 };

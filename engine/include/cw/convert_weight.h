@@ -48,7 +48,7 @@ struct ConvertRequest {
   std::string input;   // file, folder, or any file of a sharded folder
   std::string output;  // .ckpt, .safetensors, .bin/.pth/.pt, or a folder
   bool reverse = false;
-  std::string dtype;  // "", fp32, fp16, bf16: cast every floating tensor
+  std::string dtype;                   // "", fp32, fp16, bf16: cast every floating tensor
   unsigned threads = 0;                // 0: all cores
   std::string max_shard_size = "5GB";  // folder outputs
   std::string max_memory = "2GiB";     // cap on the bytes steps hold at once
@@ -79,8 +79,9 @@ struct LintRequest {
 };
 Status Lint(const LintRequest& request, std::ostream& out);
 
-// The bundled rule files: model keys, aliases, description, parameters.
-Status ListModels(std::ostream& out);
+// The bundled rule files: model keys, aliases, description, parameters; with `markdown`, the
+// table docs/models.md holds.
+Status ListModels(std::ostream& out, bool markdown = false);
 
 // Makes SIGINT and SIGTERM remove every temporary output before the process exits (status 130 or
 // 143), so an interrupted conversion leaves nothing under any output name. Call once, first thing

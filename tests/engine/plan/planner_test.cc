@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include "engine/plan/round_trip.h"
 #include "engine/ruleset/rule_file.h"
 #include "tests/support/inventory_builder.h"
 #include "tests/support/test_files.h"
@@ -48,6 +49,69 @@ const PlanStep* StepWriting(const Plan& plan, const std::string& name) {
 }
 
 bool HasOutput(const Plan& plan, const std::string& name) { return StepWriting(plan, name); }
+
+RuleSet RulesText(const std::string& text) {
+  auto r = LoadRuleText("name: t\n" + text, "t.yaml");
+  if (!r.ok())
+    FAIL(r.error().ToString());
+  return std::move(r).value();
+}
+
+PlanOptions Opts(Direction d, std::vector<std::pair<std::string, std::string>> set = {}) {
+  PlanOptions o;
+  o.direction = d;
+  o.params.set = std::move(set);
+  return o;
+}
+
+std::vector<TensorInfo> Named(const std::vector<std::string>& names) {
+  std::vector<TensorInfo> out;
+  for (const std::string& n : names)
+    out.push_back(test::Info(n, DType::kF32, {2, 2}));
+  return out;
+}
+
+bool HasNote(const Plan& plan, const std::string& text) {
+  return std::any_of(plan.notes.begin(), plan.notes.end(),
+                     [&](const std::string& n) { return n.find(text) != std::string::npos; });
+}
+
+// A prefix spelled two ways, as GPT-2 and TeleChat files do.
+constexpr const char* kPrefixed = R"(
+params:
+  prefix: {type: string, values: ["", "transformer."], detect: true, default: ""}
+rules:
+  - {hf: "${prefix}wte", ms: embedding}
+  - {hf: "${prefix}h.0.w", ms: w}
+  - {hf: lm_head, tied: {to: "${prefix}wte"}}
+)";
+
+// TeleChat's inventory: prefix and head as given.
+std::vector<TensorInfo> TelechatInventory(bool prefixed, bool head) {
+  const std::string p = prefixed ? "transformer." : "";
+  std::vector<std::string> names = {p + "word_embeddings.weight"};
+  for (int l = 0; l < 2; ++l) {
+    const std::string h = p + "h." + std::to_string(l) + ".";
+    for (const char* s :
+         {"input_layernorm.weight", "self_attention.query.weight",
+          "self_attention.key_value.weight", "self_attention.dense.weight",
+          "self_attention.dense.bias", "post_attention_layernorm.weight", "mlp.gate_proj.weight",
+          "mlp.up_proj.weight", "mlp.down_proj.weight", "mlp.down_proj.bias"})
+      names.push_back(h + s);
+  }
+  names.push_back(p + "ln_f.weight");
+  if (head)
+    names.push_back("lm_head.weight");
+  return Named(names);
+}
+
+std::string Detected(const Plan& plan, const std::string& name) {
+  for (const auto& [n, v] : plan.detected) {
+    if (n == name)
+      return v;
+  }
+  return "(none)";
+}
 
 TEST_SUITE("plan.planner") {
   TEST_CASE("llama forward renames every tensor and the reverse gives back the inventory") {
@@ -319,6 +383,153 @@ TEST_SUITE("plan.planner") {
     shape.dtype = DType::kBF16;
     const Plan wider = PlanOrFail(rules, test::LlamaInventory(shape), options);
     CHECK_FALSE(wider.lossy);
+  }
+  TEST_CASE("a detected parameter takes the first value under which the names plan") {
+    const RuleSet rules = RulesText(kPrefixed);
+    const Plan bare = PlanOrFail(rules, Named({"wte", "h.0.w"}), {});
+    CHECK(Detected(bare, "prefix") == "");
+    const Plan prefixed =
+        PlanOrFail(rules, Named({"transformer.wte", "transformer.h.0.w", "lm_head"}), {});
+    CHECK(Detected(prefixed, "prefix") == "transformer.");
+    CHECK(HasNote(prefixed, "parameter prefix = 'transformer.' (detected from the input names)"));
+    CHECK(HasOutput(prefixed, "w"));
+    // lm_head is tied to the prefixed embedding: checked equal to it and dropped.
+    REQUIRE(prefixed.dropped.size() == 1);
+    CHECK(prefixed.dropped[0].checked_equal);
+    const auto verify =
+        std::find_if(prefixed.steps.begin(), prefixed.steps.end(),
+                     [](const PlanStep& st) { return st.kind == PlanStep::Kind::kVerifyEqual; });
+    REQUIRE(verify != prefixed.steps.end());
+    CHECK(prefixed.inventory[verify->inputs[1]].name == "transformer.wte");
+  }
+
+  TEST_CASE("reverse takes the prefix from --set or the default, never from detection") {
+    const RuleSet rules = RulesText(kPrefixed);
+    const auto ms = Named({"embedding", "w"});
+    const Plan plain = PlanOrFail(rules, ms, Opts(Direction::kReverse));
+    CHECK(HasOutput(plain, "wte"));
+    CHECK(plain.detected.empty());
+    const Plan set =
+        PlanOrFail(rules, ms, Opts(Direction::kReverse, {{"prefix", "transformer."}}));
+    CHECK(HasOutput(set, "transformer.h.0.w"));
+  }
+
+  TEST_CASE("lint --against reverses with the detected value, so the round trip holds") {
+    const RuleSet rules = RulesText(kPrefixed);
+    const auto inventory = Named({"transformer.wte", "transformer.h.0.w", "lm_head"});
+    CHECK(CheckRoundTrip(rules, inventory, {}).empty());
+  }
+
+  TEST_CASE("a given value is kept, and when it fails the message names the value that fits") {
+    const RuleSet rules = RulesText(kPrefixed);
+    auto plan = MakePlan(rules, Named({"wte", "h.0.w"}),
+                         Opts(Direction::kForward, {{"prefix", "transformer."}}));
+    REQUIRE_FALSE(plan.ok());
+    const std::string m = plan.error().message();
+    CHECK(m.find("2 input tensors match no rule") != std::string::npos);
+    CHECK(m.find("the input names fit prefix = '', not prefix = 'transformer.' as given") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("when no value fits, the problems reported are those of the best match") {
+    const RuleSet rules = RulesText(kPrefixed);
+    auto plan = MakePlan(rules, Named({"transformer.wte", "transformer.h.0.w", "h.1.w"}), {});
+    REQUIRE_FALSE(plan.ok());
+    const std::string m = plan.error().message();
+    CHECK(m.find("1 input tensor matches no rule") != std::string::npos);
+    CHECK(m.find("\n    h.1.w") != std::string::npos);
+    CHECK(m.find("fit no value of the detected parameters (tried prefix in '', 'transformer.'); "
+                 "the problems above are those under prefix = 'transformer.', where 2 of 3 "
+                 "inputs match") != std::string::npos);
+  }
+
+  TEST_CASE("the first value that plans wins over the one under which the most names match") {
+    // Under "big" every name matches but the required head is missing; "small" plans.
+    const RuleSet rules = RulesText(R"(
+params:
+  kind: {type: string, values: [big, small], detect: true}
+rules:
+  - {hf: a, ms: a}
+  - {hf: head, ms: head, optional: kind == 'small'}
+)");
+    const Plan plan = PlanOrFail(rules, Named({"a"}), {});
+    CHECK(Detected(plan, "kind") == "small");
+  }
+
+  TEST_CASE("telechat: the type and prefix are detected from the key spelling") {
+    const RuleSet rules = Rules("telechat_12b.yaml");
+    PlanOptions options;
+    auto config = ParseConfigJson(R"({"n_layer": 2})", "config.json");
+    REQUIRE(config.ok());
+    options.params.config = *config;
+    struct Case {
+      bool prefixed, head;
+      const char* type;
+      const char* prefix;
+    };
+    for (const Case& c : {Case{true, true, "telechat_12b", "transformer."},
+                          Case{false, false, "telechat_7b", ""},
+                          Case{true, false, "telechat_7b", "transformer."},
+                          Case{false, true, "telechat_7b", ""}}) {
+      CAPTURE(c.prefixed);
+      CAPTURE(c.head);
+      const Plan plan = PlanOrFail(rules, TelechatInventory(c.prefixed, c.head), options);
+      CHECK(Detected(plan, "telechat_type") == c.type);
+      CHECK(Detected(plan, "hf_prefix") == c.prefix);
+      CHECK(HasOutput(plan, "model.layers.1.attention.wk_v.weight"));
+      CHECK(HasOutput(plan, "lm_head.weight") == c.head);
+      CHECK(CheckRoundTrip(rules, TelechatInventory(c.prefixed, c.head), options.params).empty());
+    }
+  }
+
+  TEST_CASE("telechat: a --telechat_type the names contradict fails and says which type fits") {
+    const RuleSet rules = Rules("telechat_12b.yaml");
+    PlanOptions options;
+    auto config = ParseConfigJson(R"({"n_layer": 2})", "config.json");
+    REQUIRE(config.ok());
+    options.params.config = *config;
+    options.params.set = {{"telechat_type", "telechat_12b"}};
+    auto as_12b = MakePlan(rules, TelechatInventory(false, false), options);
+    REQUIRE_FALSE(as_12b.ok());
+    CHECK(as_12b.error().message().find(
+              "the input names fit telechat_type = 'telechat_7b', hf_prefix = '', not "
+              "telechat_type = 'telechat_12b' as given") != std::string::npos);
+    options.params.set = {{"telechat_type", "telechat_7b"}};
+    auto as_7b = MakePlan(rules, TelechatInventory(true, true), options);
+    REQUIRE_FALSE(as_7b.ok());
+    CHECK(as_7b.error().message().find("lm_head.weight") != std::string::npos);
+    CHECK(as_7b.error().message().find("fit telechat_type = 'telechat_12b'") !=
+          std::string::npos);
+    const RuleSet seven = Rules("telechat_7b.yaml");
+    options.params.set = {};
+    CHECK_FALSE(MakePlan(seven, TelechatInventory(true, true), options).ok());
+    CHECK(MakePlan(seven, TelechatInventory(true, false), options).ok());
+  }
+
+  TEST_CASE("gpt2: without --layers or n_layer every layer is converted and nothing dropped") {
+    const RuleSet rules = Rules("gpt2.yaml");
+    std::vector<std::string> names = {"wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"};
+    for (int l = 0; l < 3; ++l) {
+      for (const char* s : {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias",
+                            "attn.c_proj.weight", "attn.c_proj.bias",
+                            "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight",
+                            "mlp.c_proj.bias"})
+        names.push_back("h." + std::to_string(l) + "." + s);
+    }
+    auto inventory = Named(names);
+    for (int l = 0; l < 3; ++l) {
+      const std::string h = "h." + std::to_string(l) + ".attn.c_attn.";
+      inventory.push_back(test::Info(h + "weight", DType::kF32, {4, 12}));
+      inventory.push_back(test::Info(h + "bias", DType::kF32, {12}));
+    }
+    const Plan all = PlanOrFail(rules, inventory, {});
+    CHECK(all.dropped.empty());
+    CHECK(HasOutput(all, "backbone.blocks.2.attention.dense3.weight"));
+    CHECK(HasNote(all, "drops nothing: its when reads layers, which has no value"));
+    const Plan two = PlanOrFail(rules, inventory, Opts(Direction::kForward, {{"layers", "2"}}));
+    CHECK(two.dropped.size() == 12);
+    CHECK_FALSE(HasOutput(two, "backbone.blocks.2.attention.dense3.weight"));
+    CHECK_FALSE(MakePlan(rules, inventory, Opts(Direction::kForward, {{"layers", "4"}})).ok());
   }
 }
 

@@ -116,6 +116,66 @@ TEST_SUITE("ruleset.params") {
     CHECK(ParseValueText("-12", ValueType::kInt) == Value::Int(-12));
     CHECK_FALSE(ParseValueText("1e3", ValueType::kInt));
   }
+  TEST_CASE("a detected value comes after --set and config.json and before the default") {
+    auto r = LoadRuleText(R"(
+name: t
+params:
+  prefix: {type: string, values: ["", "transformer."], detect: true, default: ""}
+  kind: {type: string, config: kind, values: [a, b], detect: true, flag: kind_flag}
+  layers: {type: int, config: n_layer}
+rules:
+  - {hf: "${prefix}a", ms: b}
+)",
+                          "t.yaml");
+    REQUIRE(r.ok());
+    ParamInputs in;
+    in.detected = {{"prefix", "transformer."}, {"kind", "b"}};
+    ParamResolver d(*r, in);
+    CHECK(d.Get("prefix")->as_string() == "transformer.");
+    CHECK(d.resolved().at("prefix").source == "detected from the input names");
+    CHECK_FALSE(d.Given(*r->FindParam("prefix")));
+    in.set = {{"kind_flag", "a"}};
+    ParamResolver s(*r, in);
+    CHECK(s.Get("kind")->as_string() == "a");
+    CHECK(s.Given(*r->FindParam("kind")));
+    ParamInputs config = Config(R"({"kind": "a", "n_layer": null})");
+    ParamResolver c(*r, config);
+    CHECK(c.Given(*r->FindParam("kind")));
+    CHECK(c.HasNoValue("layers"));  // null is absent
+    CHECK_FALSE(c.HasNoValue("prefix"));  // it has a default
+    CHECK_FALSE(ParamResolver(*r, Config(R"({"n_layer": 2})")).HasNoValue("layers"));
+  }
+
+  TEST_CASE("detect needs the values to try") {
+    auto r = LoadRuleText(R"(
+name: t
+params:
+  prefix: {type: string, detect: true}
+rules:
+  - {hf: "${prefix}a", ms: b}
+)",
+                          "t.yaml");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().ToString().find("detect needs values") != std::string::npos);
+  }
+
+  TEST_CASE("tied.to takes parameters but no placeholders") {
+    const RuleLoad load = ParseRuleText(R"(
+name: t
+params:
+  prefix: {type: string, default: ""}
+placeholders: {layer: int}
+rules:
+  - {hf: "${prefix}e", ms: e}
+  - {hf: head, tied: {to: "${prefx}e"}}
+  - {hf: head2, tied: {to: "e.{layer}"}}
+)",
+                          "t.yaml");
+    REQUIRE(load.errors.size() == 2);
+    const std::string m = load.errors[0].ToString() + load.errors[1].ToString();
+    CHECK(m.find("parameter ${prefx} is not declared") != std::string::npos);
+    CHECK(m.find("tied.to names one tensor: no placeholders") != std::string::npos);
+  }
 }
 
 }  // namespace
