@@ -14,7 +14,7 @@ fs::path RulesDir() {
   return CW_DEFAULT_RULES_DIR;
 }
 
-Result<std::vector<RuleSet>> LoadBundledRules() {
+Result<BundledRules> LoadBundledRules() {
   const fs::path dir = RulesDir();
   std::vector<fs::path> files;
   std::error_code ec;
@@ -27,18 +27,22 @@ Result<std::vector<RuleSet>> LoadBundledRules() {
                  FileLocation(dir.string()));
   }
   std::sort(files.begin(), files.end());
-  std::vector<RuleSet> out;
+  BundledRules out;
   for (const fs::path& f : files) {
-    CW_ASSIGN_OR_RETURN(RuleSet rules, LoadRuleFile(f));
-    if (!rules.models.empty())
-      out.push_back(std::move(rules));
+    Result<RuleSet> rules = LoadRuleFile(f);
+    if (!rules.ok()) {
+      out.broken.push_back(std::move(rules).error());
+    } else if (!rules->models.empty()) {
+      out.rules.push_back(std::move(rules).value());
+    }
   }
   return out;
 }
 
 Result<std::string> RuleFileForModel(const std::string& key,
                                      const std::vector<std::pair<std::string, std::string>>& set) {
-  CW_ASSIGN_OR_RETURN(const std::vector<RuleSet> all, LoadBundledRules());
+  CW_ASSIGN_OR_RETURN(const BundledRules bundled, LoadBundledRules());
+  const std::vector<RuleSet>& all = bundled.rules;
   std::vector<const RuleSet*> serving;
   std::vector<std::string> known;
   for (const RuleSet& r : all) {
@@ -61,7 +65,13 @@ Result<std::string> RuleFileForModel(const std::string& key,
   for (const std::string& k : known)
     list += (list.empty() ? "" : ", ") + k;
   if (serving.empty()) {
-    return Error(ErrorCode::kUsage, "unknown model \"" + key + "\"; known models: " + list);
+    std::string broken;
+    if (!bundled.broken.empty()) {
+      broken = " (" + std::to_string(bundled.broken.size()) +
+               " rule file(s) did not load; the first: " + bundled.broken.front().ToString() + ")";
+    }
+    return Error(ErrorCode::kUsage,
+                 "unknown model \"" + key + "\"; known models: " + list + broken);
   }
   std::string names;
   for (const RuleSet* r : serving)

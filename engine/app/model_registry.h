@@ -14,8 +14,12 @@ namespace cw {
 // $CW_RULES_DIR when set, else the rules/ folder of the source tree the tool was built from.
 std::filesystem::path RulesDir();
 
-// Every rule file of RulesDir() that serves at least one model key, sorted by file name.
-Result<std::vector<RuleSet>> LoadBundledRules();
+struct BundledRules {
+  std::vector<RuleSet> rules;  // files serving at least one model key, sorted by file name
+  std::vector<Error> broken;   // files that did not load: they must not hide the others
+};
+// Every rule file of RulesDir().
+Result<BundledRules> LoadBundledRules();
 
 // The rule file for a --model key or alias. When several files serve the key, the one whose
 // name equals a --set value is chosen (`--model telechat --telechat_type telechat_7b`).

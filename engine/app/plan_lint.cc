@@ -93,7 +93,10 @@ Status Lint(const LintRequest& request, std::ostream& out) {
 }
 
 Status ListModels(std::ostream& out, bool markdown) {
-  CW_ASSIGN_OR_RETURN(const std::vector<RuleSet> all, LoadBundledRules());
+  CW_ASSIGN_OR_RETURN(const BundledRules bundled, LoadBundledRules());
+  const std::vector<RuleSet>& all = bundled.rules;
+  if (!bundled.broken.empty())
+    return bundled.broken.front();
   if (markdown) {
     PrintModelTable(all, out);
     return OkStatus();
