@@ -160,7 +160,8 @@ class FolderWriter final : public CheckpointWriter {
     CW_RETURN_IF_ERROR(inner_->Commit());
     for (const std::string& file : side_files_) {
       const fs::path target = dir_.staging() / fs::path(file).filename();
-      if (fs::exists(target)) continue;  // a weight-related file of the same name wins
+      if (fs::exists(target))
+        continue;  // a weight-related file of the same name wins
       std::error_code ec;
       fs::copy_file(file, target, ec);
       if (ec) {
