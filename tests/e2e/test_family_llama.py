@@ -1,5 +1,6 @@
-"""The llama family rule files (models.md §5.1-§5.5, §6): llama, knowlm, deepseek, deepseek1_5 and
-qwen2, each on a tiny checkpoint shaped like a real one of the family, in the layout it ships in.
+"""The llama family rule files (models.md §5.1-§5.5, §6): llama, knowlm, deepseek, deepseek1_5
+and qwen2, each on a tiny checkpoint shaped like a real one of the family, in the layout it ships
+in.
 
 Checked for every family: forward names equal tests/e2e/expected/<family>.txt, every tensor equals
 its source (or, fused, an independent torch computation of models.md §6), dtypes are kept, reverse
@@ -112,12 +113,14 @@ def llama_tensors(config, dtype, seed=0, qkv_bias=False, lm_head=True, inv_freq=
     t = {"model.embed_tokens.weight": randn(g, config["vocab_size"], hidden, dtype=dtype)}
     for layer in range(config["num_hidden_layers"]):
         p = f"model.layers.{layer}."
-        for proj in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"):
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            proj = "self_attn." + proj
             t[p + proj + ".weight"] = randn(g, *shapes[proj], dtype=dtype)
             if qkv_bias and proj != "self_attn.o_proj":
                 t[p + proj + ".bias"] = randn(g, shapes[proj][0], dtype=dtype)
         if inv_freq:
-            t[p + "self_attn.rotary_emb.inv_freq"] = 1.0 / (10000 ** (torch.arange(0, d, 2).float() / d))
+            exponents = torch.arange(0, d, 2).float() / d
+            t[p + "self_attn.rotary_emb.inv_freq"] = 1.0 / 10000 ** exponents
         for proj in ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"):
             t[p + proj + ".weight"] = randn(g, *shapes[proj], dtype=dtype)
         for proj in lora:
@@ -175,6 +178,17 @@ class FamilyTest(TempDirTest):
         cw_convert(RULES[family], ckpt, back, "--config", config, *extra, reverse=True)
         return back
 
+    def assert_record(self, got, want, what):
+        """(dtype, shape, bytes) records equal; a short message instead of a diff of the bytes."""
+        if got != want:
+            self.fail(f"{what}: got {got[0]} {got[1]}, want {want[0]} {want[1]}"
+                      + (", different bytes" if got[:2] == want[:2] else ""))
+
+    def assert_records(self, got, want, what=""):
+        self.assertEqual(sorted(got), sorted(want), what)
+        for name, record_ in want.items():
+            self.assert_record(got[name], record_, f"{what} {name}")
+
     def assert_fails(self, args, code, *needles):
         p = run(*args, check=False)
         self.assertEqual(p.returncode, code, p.stderr)
@@ -206,10 +220,10 @@ class Registry(FamilyTest):
             folder = self.path(family)
             build(folder, spec)
             self.assertIn(": ok", run("lint", RULES[family], "--against", folder).stdout, family)
-        for concat in ("qkv_concat=true", "concat_layout=plain"):
-            p = run("lint", RULES["qwen2"], "--against", self.path("qwen2"), "--set", "qkv_concat=true",
-                    "--set", concat)
-            self.assertIn(": ok", p.stdout)
+        for layout in ("grouped", "plain"):
+            p = run("lint", RULES["qwen2"], "--against", self.path("qwen2"), "--set",
+                    "qkv_concat=true", "--set", "concat_layout=" + layout)
+            self.assertIn(": ok", p.stdout, layout)
 
     def test_an_unknown_model_lists_the_family_keys(self):
         p = self.assert_fails(["--model", "llama9", "--input_path", self.tmp, "--output_path",
@@ -227,9 +241,10 @@ class Forward(FamilyTest):
         for hf, t in src_named.items():
             if hf.endswith("inv_freq"):
                 continue
-            self.assertEqual(got[ms_name(hf)], record(t), hf)
+            self.assert_record(got[ms_name(hf)], record(t), hf)
         if "lm_head.weight" not in src_named:
-            self.assertEqual(got["lm_head.weight"], record(src_named["model.embed_tokens.weight"]))
+            embedding = record(src_named["model.embed_tokens.weight"])
+            self.assert_record(got["lm_head.weight"], embedding, "tied lm_head.weight")
         code = record(torch.zeros(1, dtype=spec["dtype"]))[0]
         self.assertEqual({dtype for dtype, _, _ in got.values()}, {code}, "dtype kept")
 
@@ -238,8 +253,8 @@ class Forward(FamilyTest):
             with self.subTest(family=family):
                 folder = self.path(family)
                 named = build(folder, spec)
-                self.check_forward(family, spec, named, self.forward(family, folder, family + ".ckpt"),
-                                   family)
+                ckpt = self.forward(family, folder, family + ".ckpt")
+                self.check_forward(family, spec, named, ckpt, family)
 
     def test_qwen2_untied_sharded_7b_shape(self):
         folder = self.path("q7")
@@ -260,7 +275,7 @@ class Forward(FamilyTest):
         named = build(folder, FAMILIES["deepseek"])
         got = read_ckpt(self.forward("deepseek", folder, "f.ckpt", "--dtype", "fp32"))
         for hf, t in named.items():
-            self.assertEqual(got[ms_name(hf)], record(t.float()), hf)
+            self.assert_record(got[ms_name(hf)], record(t.float()), hf)
 
 
 class RoundTrip(FamilyTest):
@@ -280,7 +295,7 @@ class RoundTrip(FamilyTest):
                     if not k.endswith("rotary_emb.inv_freq")}
         for out in ("back.bin", "back/"):
             back = self.reverse(family, ckpt, out, config)
-            self.assertEqual(read_any(back.rstrip("/")), expected, (family, out))
+            self.assert_records(read_any(back.rstrip("/")), expected, f"{family} {out}")
 
     def test_every_family_reverse_gives_the_input_back(self):
         for family, spec in FAMILIES.items():
@@ -314,13 +329,14 @@ class TiedHead(FamilyTest):
     def test_forward_writes_the_absent_head_as_a_copy_of_the_embedding(self):
         got = read_ckpt(self.ckpt)
         self.assertNotIn("lm_head.weight", self.named)
-        self.assertEqual(got["lm_head.weight"], record(self.named["model.embed_tokens.weight"]))
+        self.assert_record(got["lm_head.weight"], record(self.named["model.embed_tokens.weight"]),
+                           "lm_head.weight")
 
     def test_reverse_checks_the_head_equal_and_leaves_it_out(self):
         back = self.reverse("qwen2", self.ckpt, "back/", self.config)
         got = read_hf_folder(back.rstrip("/"))
         self.assertNotIn("lm_head.weight", got)
-        self.assertEqual(got, read_hf_folder(self.src))
+        self.assert_records(got, read_hf_folder(self.src))
 
     def test_reverse_of_a_tied_model_whose_head_differs_fails_naming_it(self):
         named = {ms_name(k): v for k, v in self.named.items()}
@@ -342,7 +358,8 @@ class TiedHead(FamilyTest):
         back = self.path("back.bin")
         cw_convert(RULES["qwen2"], self.ckpt, back, reverse=True)
         got = read_bin(back)
-        self.assertEqual(got["lm_head.weight"], record(self.named["model.embed_tokens.weight"]))
+        self.assert_record(got["lm_head.weight"], record(self.named["model.embed_tokens.weight"]),
+                           "lm_head.weight")
 
     def test_untied_model_without_head_fails_naming_it(self):
         folder = self.path("untied")
@@ -367,7 +384,9 @@ class Fused(FamilyTest):
                   "num_key_value_heads": 2, "head_dim": 2, "num_hidden_layers": 1,
                   "vocab_size": 5, "tie_word_embeddings": False}
         folder, named = self.fused_folder(config, False, torch.float32)
-        label = lambda first, rows: torch.arange(first, first + rows, dtype=torch.float32)[:, None].repeat(1, 3)
+
+        def label(first, rows):
+            return torch.arange(first, first + rows, dtype=torch.float32)[:, None].repeat(1, 3)
         named["model.layers.0.self_attn.q_proj.weight"] = label(0, 8)
         named["model.layers.0.self_attn.k_proj.weight"] = label(8, 4)
         named["model.layers.0.self_attn.v_proj.weight"] = label(12, 4)
@@ -379,10 +398,11 @@ class Fused(FamilyTest):
 
         def rows(name):
             dtype, dims, data = got[name]
-            return torch.frombuffer(bytearray(data), dtype=torch.float32).view(dims)[:, 0].int().tolist()
+            return torch.frombuffer(bytearray(data), dtype=torch.float32).view(dims)[:, 0].tolist()
         self.assertEqual(rows("model.layers.0.attention.w_qkv.weight"),
                          [0, 1, 2, 3, 8, 9, 12, 13, 4, 5, 6, 7, 10, 11, 14, 15])
-        self.assertEqual(rows("model.layers.0.feed_forward.w_gate_hidden.weight"), [0, 4, 1, 5, 2, 6, 3, 7])
+        self.assertEqual(rows("model.layers.0.feed_forward.w_gate_hidden.weight"),
+                         [0, 4, 1, 5, 2, 6, 3, 7])
 
     def check_fused(self, family, folder, named, config, layout, expected_file):
         extra = ["--set", "qkv_concat=true", "--set", "concat_layout=" + layout]
@@ -397,14 +417,20 @@ class Fused(FamilyTest):
                 q, k, v = (named.get(f"{p}self_attn.{x}_proj.{suffix}") for x in "qkv")
                 if q is None:
                     continue
-                want = grouped_qkv(q, k, v, n, g, d) if layout == "grouped" else torch.cat([q, k, v])
-                self.assertEqual(got[f"{p}attention.w_qkv.{suffix}"], record(want), (layer, suffix))
+                if layout == "grouped":
+                    want = grouped_qkv(q, k, v, n, g, d)
+                else:
+                    want = torch.cat([q, k, v])
+                name = f"{p}attention.w_qkv.{suffix}"
+                self.assert_record(got[name], record(want), f"{layout} {name}")
             gate, up = named[p + "mlp.gate_proj.weight"], named[p + "mlp.up_proj.weight"]
             want = grouped_gate_up(gate, up) if layout == "grouped" else torch.cat([gate, up])
-            self.assertEqual(got[p + "feed_forward.w_gate_hidden.weight"], record(want), layer)
-            self.assertEqual(got[p + "feed_forward.w2.weight"], record(named[p + "mlp.down_proj.weight"]))
+            self.assert_record(got[p + "feed_forward.w_gate_hidden.weight"], record(want),
+                               f"{layout} {p}feed_forward.w_gate_hidden.weight")
+            self.assert_record(got[p + "feed_forward.w2.weight"],
+                               record(named[p + "mlp.down_proj.weight"]), p + "w2")
         back = self.reverse(family, ckpt, "back/", os.path.join(folder, "config.json"), *extra)
-        self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
+        self.assert_records(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
 
     def test_qwen2_gqa_14_2_with_explicit_head_dim_grouped_and_plain(self):
         # head_dim 6 while hidden / heads = 4: the sizes must come from head_dim.
@@ -415,8 +441,9 @@ class Fused(FamilyTest):
                 self.check_fused("qwen2", folder, named, config, layout, "qwen2_fused")
 
     def test_llama_family_gqa_grouped_and_plain_without_biases(self):
+        # 8 heads / 2 KV heads, head_dim from hidden_size / heads (no head_dim key).
+        config = dict(FAMILIES["llama"]["config"], num_hidden_layers=2)
         for family in ("llama", "knowlm", "deepseek", "deepseek1_5"):
-            config = FAMILIES["deepseek"]["config"]  # 16 heads / 2 KV heads
             folder, named = self.fused_folder(config, False)
             for layout in ("grouped", "plain"):
                 with self.subTest(family=family, layout=layout):
@@ -446,7 +473,7 @@ class Fused(FamilyTest):
         folder, _ = self.fused_folder(config, True)
         self.assert_fails(["convert", "--rules", RULES["qwen2"], "--input", folder, "--output",
                            self.path("x.ckpt"), "--set", "qkv_concat=true", "--set", "head_dim=8"],
-                          1, "q_proj")
+                          1, "model.layers.0.self_attn.q_proj.weight")
 
 
 class SeedCommandLine(FamilyTest):
@@ -461,7 +488,7 @@ class SeedCommandLine(FamilyTest):
                 a = self.forward(family, folder, key + ".ckpt")
                 b = self.fresh(key + ".ckpt")
                 # Any file of the folder stands for the folder (models.md §2.3).
-                weight = sorted(n for n in os.listdir(folder) if n.endswith((".bin", ".safetensors")))[-1]
+                weight = max(n for n in os.listdir(folder) if n.endswith((".bin", ".safetensors")))
                 seed_convert(key, os.path.join(folder, weight), b)
                 self.assertEqual(file_bytes(a), file_bytes(b))
                 config = os.path.join(folder, "config.json")
@@ -538,10 +565,19 @@ class Lora(FamilyTest):
         got = read_ckpt(ckpt)
         self.assertEqual(sorted(got), sorted(expected_names("llama_lora")))
         for hf, t in named.items():
-            self.assertEqual(got[ms_name(hf)], record(t), hf)
+            self.assert_record(got[ms_name(hf)], record(t), hf)
         back = self.reverse("llama", ckpt, "back/", os.path.join(folder, "config.json"))
-        self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
-        self.assertIn("model.layers.0.self_attn.q_proj.lora_B.weight", read_hf_folder(back.rstrip("/")))
+        self.assert_records(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
+        self.assertIn("model.layers.0.feed_forward.w2.tk_delta_lora_b", got)
+
+    def test_q_lora_has_no_fused_counterpart_and_fails_naming_it(self):
+        spec = FAMILIES["llama"]
+        folder = self.path("lora")
+        named = llama_tensors(spec["config"], spec["dtype"], lora=("self_attn.q_proj",))
+        write_hf_folder(folder, named, spec["config"], shards=2)
+        self.assert_fails(["convert", "--rules", RULES["llama"], "--input", folder, "--output",
+                           self.path("x.ckpt"), "--set", "qkv_concat=true"],
+                          1, "model.layers.0.self_attn.q_proj.lora_A.weight")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ TEST_SUITE("ruleset.rule_file") {
     auto rules = LoadRuleFile(test::SourcePath("rules/llama.yaml"));
     REQUIRE(rules.ok());
     CHECK(rules->name == "llama");
-    CHECK(rules->models == std::vector<std::string>{"llama", "knowlm", "deepseek", "deepseek1_5"});
+    CHECK(rules->models == std::vector<std::string>{"llama"});
     CHECK(rules->FindParam("kv_heads")->config_keys.size() == 2);
     CHECK(rules->FindParamByFlag("qkv_concat")->name == "qkv_concat");
     CHECK(rules->FindPlaceholder("layer")->count->text() == "layers");
