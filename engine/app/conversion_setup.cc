@@ -45,6 +45,13 @@ Result<Conversion> PrepareConversion(const RuleChoice& choice, const std::string
   CW_ASSIGN_OR_RETURN(c.reader, OpenCheckpoint(input, &note));
   if (!note.empty())
     err << "note: " << note << "\n";
+  // hf_layout.container: forward reads only the tensors nested under that key (prefix removed);
+  // every other value of the file is reported and skipped.
+  if (!reverse && !c.rules.hf_container.empty()) {
+    c.reader = ViewUnderKey(std::move(c.reader), c.rules.hf_container);
+    for (const SkippedValue& s : c.reader->skipped())
+      err << "note: skipped " << s.name << ": " << s.description << "\n";
+  }
   c.config_file = FindConfig(choice.config, input);
   if (!c.config_file.empty()) {
     CW_ASSIGN_OR_RETURN(c.params.config, LoadConfigJson(c.config_file));

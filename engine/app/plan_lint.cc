@@ -5,6 +5,7 @@
 #include "engine/app/conversion_setup.h"
 #include "engine/app/model_registry.h"
 #include "engine/formats/checkpoint_io.h"
+#include "engine/formats/prefix_view.h"
 #include "engine/plan/plan_text.h"
 #include "engine/plan/round_trip.h"
 #include "engine/ruleset/rule_file.h"
@@ -71,7 +72,9 @@ Status Lint(const LintRequest& request, std::ostream& out) {
     std::vector<Error> findings = LintRuleFile(file);
     if (findings.empty() && !request.against.empty()) {
       CW_ASSIGN_OR_RETURN(const RuleSet rules, LoadRuleFile(file));
-      CW_ASSIGN_OR_RETURN(const auto reader, OpenCheckpoint(request.against));
+      CW_ASSIGN_OR_RETURN(auto reader, OpenCheckpoint(request.against));
+      if (!rules.hf_container.empty())
+        reader = ViewUnderKey(std::move(reader), rules.hf_container);
       ParamInputs params;
       params.set = request.set;
       if (const std::string config = FindConfig(request.config, request.against); !config.empty()) {

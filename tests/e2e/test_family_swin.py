@@ -17,10 +17,10 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family_lib import convert, expected_names, randn, read_ckpt, record, seed_convert, seeded  # noqa: E402
+from family_lib import convert, expected_names, read_ckpt, record, seed_convert, seeded  # noqa: E402
 from cw_testlib import SOURCE, run  # noqa: E402
-from test_family_vit import (PthFamilyTest, ckpt_matches, drop_from_ckpt, model_records,  # noqa: E402
-                             read_bytes, save_pth, training_state)
+from test_family_vit import (PthFamilyTest, ckpt_matches, drop_from_ckpt,  # noqa: E402
+                             random_named, read_bytes, save_pth, training_state)
 
 RULES = os.path.join(SOURCE, "rules/swin.yaml")
 
@@ -53,62 +53,54 @@ def attn_mask(res, w, shift):
     return mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
 
 
-def backbone(g, prefix, dtype, ape=False):
-    """SwinTransformer parameters and buffers in state_dict order (a module's own tensors before
-    its children's), without the head."""
-    named = []
-    if ape:
-        named.append((prefix + "absolute_pos_embed", randn(g, 1, GRID * GRID, EMBED, dtype=dtype)))
-    named += [(prefix + "patch_embed.proj.weight", randn(g, EMBED, CHANS, PATCH, PATCH, dtype=dtype)),
-              (prefix + "patch_embed.proj.bias", randn(g, EMBED, dtype=dtype)),
-              (prefix + "patch_embed.norm.weight", randn(g, EMBED, dtype=dtype)),
-              (prefix + "patch_embed.norm.bias", randn(g, EMBED, dtype=dtype))]
+def backbone(g, prefix, ape=False):
+    """SwinTransformer parameters and buffers (fp32, as released) in state_dict order (a module's
+    own tensors before its children's), without the head."""
+    f32 = torch.float32
+    named = random_named(g, f32, prefix, [("absolute_pos_embed", [1, GRID * GRID, EMBED])] if ape else [])
+    named += random_named(g, f32, prefix + "patch_embed.", [
+        ("proj.weight", [EMBED, CHANS, PATCH, PATCH]), ("proj.bias", [EMBED]),
+        ("norm.weight", [EMBED]), ("norm.bias", [EMBED])])
     for stage, depth in enumerate(DEPTHS):
         dim, res = EMBED * 2 ** stage, GRID // 2 ** stage
-        window = min(WINDOW, res)
+        window, hidden = min(WINDOW, res), dim * MLP_RATIO
         for block in range(depth):
             p = f"{prefix}layers.{stage}.blocks.{block}."
             if block % 2 == 1 and res > WINDOW:
-                named.append((p + "attn_mask", attn_mask(res, window, window // 2).to(dtype)))
-            hidden = dim * MLP_RATIO
-            named += [(p + "norm1.weight", randn(g, dim, dtype=dtype)), (p + "norm1.bias", randn(g, dim, dtype=dtype)),
-                      (p + "attn.relative_position_bias_table",
-                       randn(g, (2 * window - 1) ** 2, HEADS[stage], dtype=dtype)),
-                      (p + "attn.relative_position_index", relative_position_index(window)),
-                      (p + "attn.qkv.weight", randn(g, 3 * dim, dim, dtype=dtype)),
-                      (p + "attn.qkv.bias", randn(g, 3 * dim, dtype=dtype)),
-                      (p + "attn.proj.weight", randn(g, dim, dim, dtype=dtype)),
-                      (p + "attn.proj.bias", randn(g, dim, dtype=dtype)),
-                      (p + "norm2.weight", randn(g, dim, dtype=dtype)), (p + "norm2.bias", randn(g, dim, dtype=dtype)),
-                      (p + "mlp.fc1.weight", randn(g, hidden, dim, dtype=dtype)),
-                      (p + "mlp.fc1.bias", randn(g, hidden, dtype=dtype)),
-                      (p + "mlp.fc2.weight", randn(g, dim, hidden, dtype=dtype)),
-                      (p + "mlp.fc2.bias", randn(g, dim, dtype=dtype))]
+                named.append((p + "attn_mask", attn_mask(res, window, window // 2)))
+            named += random_named(g, f32, p, [
+                ("norm1.weight", [dim]), ("norm1.bias", [dim]),
+                ("attn.relative_position_bias_table", [(2 * window - 1) ** 2, HEADS[stage]])])
+            named.append((p + "attn.relative_position_index", relative_position_index(window)))
+            named += random_named(g, f32, p, [
+                ("attn.qkv.weight", [3 * dim, dim]), ("attn.qkv.bias", [3 * dim]),
+                ("attn.proj.weight", [dim, dim]), ("attn.proj.bias", [dim]),
+                ("norm2.weight", [dim]), ("norm2.bias", [dim]),
+                ("mlp.fc1.weight", [hidden, dim]), ("mlp.fc1.bias", [hidden]),
+                ("mlp.fc2.weight", [dim, hidden]), ("mlp.fc2.bias", [dim])])
         if stage < len(DEPTHS) - 1:  # PatchMerging: Linear(4C, 2C, bias=False), LayerNorm(4C)
-            p = f"{prefix}layers.{stage}.downsample."
-            named += [(p + "reduction.weight", randn(g, 2 * dim, 4 * dim, dtype=dtype)),
-                      (p + "norm.weight", randn(g, 4 * dim, dtype=dtype)),
-                      (p + "norm.bias", randn(g, 4 * dim, dtype=dtype))]
-    named += [(prefix + "norm.weight", randn(g, FEATURES, dtype=dtype)),
-              (prefix + "norm.bias", randn(g, FEATURES, dtype=dtype))]
-    return named
+            named += random_named(g, f32, f"{prefix}layers.{stage}.downsample.", [
+                ("reduction.weight", [2 * dim, 4 * dim]),
+                ("norm.weight", [4 * dim]), ("norm.bias", [4 * dim])])
+    return named + random_named(g, f32, prefix, [("norm.weight", [FEATURES]), ("norm.bias", [FEATURES])])
 
 
-def classifier(seed, dtype=torch.float32, ape=False):
+def classifier(seed, ape=False):
     """A fine-tuned models/swin_transformer.py SwinTransformer."""
     g = seeded(seed)
-    named = backbone(g, "", dtype, ape)
-    named += [("head.weight", randn(g, CLASSES, FEATURES, dtype=dtype)), ("head.bias", randn(g, CLASSES, dtype=dtype))]
+    named = backbone(g, "", ape)
+    named += random_named(g, torch.float32, "head.", [("weight", [CLASSES, FEATURES]), ("bias", [CLASSES])])
     return collections.OrderedDict(named)
 
 
-def simmim(seed, dtype=torch.float32):
+def simmim(seed):
     """models/simmim.py SimMIM: SwinTransformerForSimMIM (no head, a mask_token registered after the
     backbone's own parameters) under "encoder.", and decoder = Sequential(Conv2d 1x1, PixelShuffle)."""
     g = seeded(seed)
-    named = [("encoder.mask_token", randn(g, 1, 1, EMBED, dtype=dtype))] + backbone(g, "encoder.", dtype)
-    named += [("decoder.0.weight", randn(g, STRIDE * STRIDE * 3, FEATURES, 1, 1, dtype=dtype)),
-              ("decoder.0.bias", randn(g, STRIDE * STRIDE * 3, dtype=dtype))]
+    named = random_named(g, torch.float32, "encoder.", [("mask_token", [1, 1, EMBED])])
+    named += backbone(g, "encoder.")
+    named += random_named(g, torch.float32, "decoder.0.", [("weight", [STRIDE * STRIDE * 3, FEATURES, 1, 1]),
+                                                           ("bias", [STRIDE * STRIDE * 3])])
     return collections.OrderedDict(named)
 
 
@@ -156,17 +148,14 @@ def swin_to_ms(src, pretrain=False):
 
 
 class SwinFamily(PthFamilyTest):
-    def forward(self, model, name, *extra):
-        pth, ckpt = self.path(name), self.path(name + ".ckpt")
-        save_pth(pth, model)
-        convert(RULES, pth, ckpt, *extra)
-        return pth, ckpt
+    rules = RULES
 
     def test_fine_tuned_names_and_tensors(self):
         model = classifier(1)
         _, ckpt = self.forward(model, "swin.pth")
         ckpt_matches(self, ckpt, swin_to_ms(model), "swin")
-        index = read_ckpt(ckpt)["encoder.layers.2.blocks.3.attn.relative_position_bias.relative_position_index"]
+        index = read_ckpt(ckpt)["encoder.layers.2.blocks.3.attn.relative_position_bias."
+                                "relative_position_index"]
         self.assertEqual(index[:2], ("I64", [WINDOW ** 2, WINDOW ** 2]))
 
     def test_simmim_names_and_tensors(self):
@@ -215,27 +204,36 @@ class SwinFamily(PthFamilyTest):
                 out = self.path(f"p{i}.ckpt")
                 seed_convert("swin", pre, out, *flag)
                 self.assertEqual(read_bytes(out), read_bytes(pre_ckpt))
-        for i, flag in enumerate(([], ["--is_pretrain", "False"], ["--is_pretrain", "false"], ["--is_pretrain=0"])):
+        for i, flag in enumerate(([], ["--is_pretrain", "False"], ["--is_pretrain", "false"],
+                                  ["--is_pretrain=0"])):
             with self.subTest(flag=flag):
                 out = self.path(f"f{i}.ckpt")
                 seed_convert("swin", fine, out, *flag)
                 self.assertEqual(read_bytes(out), read_bytes(fine_ckpt))
         # The reference's type=bool read "--is_pretrain False" as true; here it means the
-        # fine-tuned names, which a SimMIM file does not have.
+        # fine-tuned names, which a SimMIM file does not have (and a given value is not overridden).
         self.assert_fails(["--model", "swin", "--input_path", pre, "--output_path", self.path("x.ckpt"),
-                           "--is_pretrain", "False"], "encoder.mask_token")
+                           "--is_pretrain", "False"], "encoder.mask_token", "is_pretrain = true")
 
-    def test_seed_reverse_gives_the_same_bytes_as_rules(self):
-        for name, model, flag in (("swin.pth", classifier(12), ["--is_pretrain", "false"]),
-                                  ("simmim.pth", simmim(13), ["--is_pretrain", "true"])):
+    def test_forward_detects_a_simmim_file_and_reverse_takes_the_flag(self):
+        pre, pre_ckpt = self.forward(simmim(20), "simmim.pth", "--set", "is_pretrain=true")
+        fine, fine_ckpt = self.forward(classifier(21), "swin.pth", "--set", "is_pretrain=false")
+        for pth, ckpt in ((pre, pre_ckpt), (fine, fine_ckpt)):
+            out = pth + ".detected.ckpt"
+            seed_convert("swin", pth, out)
+            self.assertEqual(read_bytes(out), read_bytes(ckpt))
+        # The MindSpore names do not tell: reverse defaults to the fine-tuned scheme.
+        self.assert_fails(["--model", "swin", "--input_path", pre_ckpt, "--output_path", self.path("b.pth"),
+                           "--reversed"], "decoder.weight")
+        self.assert_round_trip(RULES, pre, pre_ckpt, "--set", "is_pretrain=true")
+
+    def test_seed_command_line_gives_the_same_bytes_as_rules(self):
+        for name, model, value in (("swin.pth", classifier(12), "false"), ("simmim.pth", simmim(13), "true")):
             with self.subTest(name):
-                extra = ["--set", "is_pretrain=" + flag[1]]
-                _, ckpt = self.forward(model, name, *extra)
-                back, seed_back = self.path(name + ".back.pth"), self.path(name + ".seed.pth")
-                convert(RULES, ckpt, back, *extra, reverse=True)
-                seed_convert("swin", ckpt, seed_back, *flag, reverse=True)
-                self.assertEqual(read_bytes(seed_back), read_bytes(back))
-                self.assertEqual(model_records(back), {k: record(v) for k, v in model.items()})
+                pth = self.path(name)
+                save_pth(pth, model)
+                self.assert_seed_cli_same_as_rules("swin", RULES, pth, "--set", "is_pretrain=" + value,
+                                                   seed_extra=("--is_pretrain", value))
 
     def test_lint_against_the_tiny_checkpoints(self):
         fine, pre = self.path("swin.pth"), self.path("simmim.pth")
@@ -243,6 +241,7 @@ class SwinFamily(PthFamilyTest):
         save_pth(pre, simmim(15))
         self.assertIn("ok", run("lint", RULES, "--against", fine).stdout)
         self.assertIn("ok", run("lint", RULES, "--against", pre, "--set", "is_pretrain=true").stdout)
+        self.assertIn("ok", run("lint", RULES, "--against", pre).stdout)
 
     def test_a_block_missing_inside_a_stage_fails_naming_it(self):
         model = classifier(16)
