@@ -82,8 +82,8 @@ struct Plan {
   // Forward: the values the planner chose for `detect` parameters (name, text). The reverse
   // gives the names back only with the same values (ParamInputs::detected or --set).
   std::vector<std::pair<std::string, std::string>> detected;
-  std::optional<DType> cast;       // the requested cast of floating tensors, if any
-  bool lossy = false;              // some step is lossy or some input is dropped
+  std::optional<DType> cast;  // the requested cast of floating tensors, if any
+  bool lossy = false;         // some step is lossy or some input is dropped
 
   uint64_t input_bytes = 0;   // all inputs read by steps
   uint64_t output_bytes = 0;  // all outputs written

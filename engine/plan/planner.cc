@@ -113,8 +113,8 @@ std::vector<NamedValues> Candidates(const std::vector<const ParamDecl*>& params)
 std::string Describe(const RuleSet& rules, const NamedValues& values) {
   std::string s;
   for (const auto& [name, text] : values) {
-    const ParamDecl* p = rules.FindParam(name);
-    s += (s.empty() ? "" : ", ") + name + " = " + ParseValueText(text, p->type)->ToString();
+    const auto v = ParseValueText(text, rules.FindParam(name)->type);
+    s += (s.empty() ? "" : ", ") + name + " = " + (v ? v->ToString() : text);
   }
   return s;
 }
@@ -170,8 +170,7 @@ PlanOutcome Detect(const RuleSet& rules, const std::vector<TensorInfo>& inventor
     if (!p.detect)
       continue;
     all.push_back(&p);
-    const bool carried = std::any_of(options.params.detected.begin(),
-                                     options.params.detected.end(),
+    const bool carried = std::any_of(options.params.detected.begin(), options.params.detected.end(),
                                      [&](const auto& kv) { return kv.first == p.name; });
     if (!given.Given(p) && !carried)
       free.push_back(&p);
@@ -190,27 +189,25 @@ PlanOutcome Detect(const RuleSet& rules, const std::vector<TensorInfo>& inventor
         values += (values.empty() ? "" : ", ") + v.ToString();
       tried += (tried.empty() ? "" : "; ") + p->name + " in " + values;
     }
-    out.errors.emplace_back(
-        ErrorCode::kPlanInvalid,
-        "the input names fit no value of the detected parameters (tried " + tried +
-            "); the problems above are those under " + Describe(rules, chosen) + ", where " +
-            std::to_string(a.matched) + " of " + std::to_string(inventory.size()) +
-            " inputs match",
-        FileLocation(rules.file));
+    out.errors.emplace_back(ErrorCode::kPlanInvalid,
+                            "no value of the detected parameters lets the input plan (tried " +
+                                tried + "); the problems above are those under " +
+                                Describe(rules, chosen) + ", where " + std::to_string(a.matched) +
+                                " of " + std::to_string(inventory.size()) + " inputs match",
+                            FileLocation(rules.file));
   }
   if (free.size() != all.size()) {
     NamedValues fit;
     bool other_fits = false;
-    TryCandidates(rules, inventory, WithoutGiven(rules, options), Candidates(all), fit,
-                  other_fits);
+    TryCandidates(rules, inventory, WithoutGiven(rules, options), Candidates(all), fit, other_fits);
     if (other_fits) {
       ParamResolver r(rules, options.params);
       NamedValues stated;
       for (const ParamDecl* p : all) {
-        if (std::find(free.begin(), free.end(), p) == free.end()) {
-          auto v = r.Get(p->name);
-          stated.emplace_back(p->name, v.ok() ? v->ToText() : "?");
-        }
+        if (std::find(free.begin(), free.end(), p) != free.end())
+          continue;
+        if (auto v = r.Get(p->name); v.ok())
+          stated.emplace_back(p->name, v->ToText());
       }
       out.errors.emplace_back(ErrorCode::kPlanInvalid,
                               "the input names fit " + Describe(rules, fit) + ", not " +

@@ -35,7 +35,10 @@ struct PlanOutcome {
   std::vector<Error> errors;
 };
 
-// Compiles the plan, collecting every problem found.
+// Compiles the plan, collecting every problem found. Forward, `detect` parameters that neither
+// --set nor config.json gives are tried in order (docs/rules.md §3): the plan is the first that
+// compiles, with the choice in Plan::detected; when none does, the problems are those of the
+// choice under which the most inputs match, followed by one naming the values tried.
 PlanOutcome CompilePlan(const RuleSet& rules, const std::vector<TensorInfo>& inventory,
                         const PlanOptions& options);
 

@@ -46,13 +46,12 @@ void CheckParams(const RuleSet& rs, Diagnostics& diag) {
     }
     if (!p.flag.empty() && !flags.emplace(p.flag, &p).second)
       diag.Report("flag \"" + p.flag + "\" is given to two parameters", p.where);
-    if (p.detect) {
-      candidates *= p.allowed.size();
+    if (p.detect && candidates <= kMaxDetectCandidates) {
+      candidates = std::min(candidates * p.allowed.size(), kMaxDetectCandidates + 1);
       if (candidates > kMaxDetectCandidates) {
         diag.Report("the detected parameters have over " + std::to_string(kMaxDetectCandidates) +
                         " combinations of values to try",
                     p.where);
-        candidates = 1;
       }
     }
   }

@@ -212,10 +212,9 @@ void CheckTied(const RuleSet& rs, std::vector<Error>& out) {
       found = found || (m.ok() && m->Match(to, &b));
     }
     if (!found) {
-      out.emplace_back(
-          ErrorCode::kRuleInvalid,
-          "tied.to \"" + to + "\" is not converted by any one-to-one rule without ops",
-          r.tied->where);
+      out.emplace_back(ErrorCode::kRuleInvalid,
+                       "tied.to \"" + to + "\" is not converted by any one-to-one rule without ops",
+                       r.tied->where);
     }
   }
 }

@@ -229,7 +229,7 @@ class Forward(Gpt2Test):
         named["h.1.attn.rotary.weight"] = torch.zeros(2)
         write_hf_folder(folder, named, CONFIG, fmt="bin", shards=1)
         self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
-                           self.path("x.ckpt")], 1, "h.1.attn.rotary.weight", "match no rule")
+                           self.path("x.ckpt")], 1, "h.1.attn.rotary.weight", "matches no rule")
 
     def test_a_missing_k_q_v_tensor_of_a_layer_fails_naming_it(self):
         folder = self.path("gap")

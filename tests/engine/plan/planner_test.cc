@@ -409,8 +409,7 @@ TEST_SUITE("plan.planner") {
     const Plan plain = PlanOrFail(rules, ms, Opts(Direction::kReverse));
     CHECK(HasOutput(plain, "wte"));
     CHECK(plain.detected.empty());
-    const Plan set =
-        PlanOrFail(rules, ms, Opts(Direction::kReverse, {{"prefix", "transformer."}}));
+    const Plan set = PlanOrFail(rules, ms, Opts(Direction::kReverse, {{"prefix", "transformer."}}));
     CHECK(HasOutput(set, "transformer.h.0.w"));
   }
 
@@ -438,7 +437,8 @@ TEST_SUITE("plan.planner") {
     const std::string m = plan.error().message();
     CHECK(m.find("1 input tensor matches no rule") != std::string::npos);
     CHECK(m.find("\n    h.1.w") != std::string::npos);
-    CHECK(m.find("fit no value of the detected parameters (tried prefix in '', 'transformer.'); "
+    CHECK(m.find("no value of the detected parameters lets the input plan (tried prefix in '', "
+                 "'transformer.'); "
                  "the problems above are those under prefix = 'transformer.', where 2 of 3 "
                  "inputs match") != std::string::npos);
   }
@@ -467,10 +467,9 @@ rules:
       const char* type;
       const char* prefix;
     };
-    for (const Case& c : {Case{true, true, "telechat_12b", "transformer."},
-                          Case{false, false, "telechat_7b", ""},
-                          Case{true, false, "telechat_7b", "transformer."},
-                          Case{false, true, "telechat_7b", ""}}) {
+    for (const Case& c :
+         {Case{true, true, "telechat_12b", "transformer."}, Case{false, false, "telechat_7b", ""},
+          Case{true, false, "telechat_7b", "transformer."}, Case{false, true, "telechat_7b", ""}}) {
       CAPTURE(c.prefixed);
       CAPTURE(c.head);
       const Plan plan = PlanOrFail(rules, TelechatInventory(c.prefixed, c.head), options);
@@ -498,8 +497,7 @@ rules:
     auto as_7b = MakePlan(rules, TelechatInventory(true, true), options);
     REQUIRE_FALSE(as_7b.ok());
     CHECK(as_7b.error().message().find("lm_head.weight") != std::string::npos);
-    CHECK(as_7b.error().message().find("fit telechat_type = 'telechat_12b'") !=
-          std::string::npos);
+    CHECK(as_7b.error().message().find("fit telechat_type = 'telechat_12b'") != std::string::npos);
     const RuleSet seven = Rules("telechat_7b.yaml");
     options.params.set = {};
     CHECK_FALSE(MakePlan(seven, TelechatInventory(true, true), options).ok());
@@ -511,9 +509,8 @@ rules:
     std::vector<std::string> names = {"wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"};
     for (int l = 0; l < 3; ++l) {
       for (const char* s : {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias",
-                            "attn.c_proj.weight", "attn.c_proj.bias",
-                            "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight",
-                            "mlp.c_proj.bias"})
+                            "attn.c_proj.weight", "attn.c_proj.bias", "mlp.c_fc.weight",
+                            "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"})
         names.push_back("h." + std::to_string(l) + "." + s);
     }
     auto inventory = Named(names);

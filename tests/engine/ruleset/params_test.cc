@@ -141,7 +141,7 @@ rules:
     ParamInputs config = Config(R"({"kind": "a", "n_layer": null})");
     ParamResolver c(*r, config);
     CHECK(c.Given(*r->FindParam("kind")));
-    CHECK(c.HasNoValue("layers"));  // null is absent
+    CHECK(c.HasNoValue("layers"));        // null is absent
     CHECK_FALSE(c.HasNoValue("prefix"));  // it has a default
     CHECK_FALSE(ParamResolver(*r, Config(R"({"n_layer": 2})")).HasNoValue("layers"));
   }
@@ -157,6 +157,19 @@ rules:
                           "t.yaml");
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().ToString().find("detect needs values") != std::string::npos);
+    auto many = LoadRuleText(R"(
+name: t
+params:
+  a: {type: int, values: [1, 2, 3, 4, 5], detect: true}
+  b: {type: int, values: [1, 2, 3, 4, 5], detect: true}
+  c: {type: int, values: [1, 2, 3], detect: true}
+rules:
+  - {hf: "${a}${b}${c}", ms: b}
+)",
+                             "t.yaml");
+    REQUIRE_FALSE(many.ok());
+    CHECK(many.error().ToString().find("t.yaml:6:3: error: the detected parameters have over 64 "
+                                       "combinations") != std::string::npos);
   }
 
   TEST_CASE("tied.to takes parameters but no placeholders") {
@@ -170,7 +183,7 @@ rules:
   - {hf: head, tied: {to: "${prefx}e"}}
   - {hf: head2, tied: {to: "e.{layer}"}}
 )",
-                          "t.yaml");
+                                        "t.yaml");
     REQUIRE(load.errors.size() == 2);
     const std::string m = load.errors[0].ToString() + load.errors[1].ToString();
     CHECK(m.find("parameter ${prefx} is not declared") != std::string::npos);
