@@ -77,6 +77,10 @@ void PrintSummary(const Plan& plan, double seconds, std::ostream& err, const std
           .c_str(),
       HumanBytes(PeakResidentBytes()).c_str());
   err << "converted " << line << " -> " << out << "\n";
+  // A reverse conversion needs these values back (--set) to reproduce the same names.
+  for (const auto& [name, value] : plan.detected) {
+    err << "  detected " << name << " = '" << value << "' from the input names\n";
+  }
   for (const DroppedInput& d : plan.dropped) {
     err << "  dropped " << plan.inventory[d.input].name << ": " << d.reason << "\n";
   }
