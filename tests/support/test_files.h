@@ -29,4 +29,12 @@ std::filesystem::path SourcePath(const std::string& relative);  // <repo>/<relat
 // Names of the files in a folder, sorted; temporaries included.
 std::vector<std::string> ListFolder(const std::filesystem::path& dir);
 
+// What a shell command printed (stdout and stderr together) and its exit code (-1 when it did
+// not exit normally).
+struct Ran {
+  int exit_code = -1;
+  std::string output;
+};
+Ran RunCommand(const std::string& command);
+
 }  // namespace cw::test

@@ -1,7 +1,5 @@
 #include "engine/formats/pytorch/pytorch_writer.h"
 
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <tuple>
@@ -67,25 +65,6 @@ Status WriteTorch(const std::filesystem::path& path, const std::vector<Sample>& 
   return writer->Commit();
 }
 
-// What a shell command printed (stdout and stderr) and its exit code.
-struct Ran {
-  int exit_code = -1;
-  std::string output;
-};
-
-Ran Run(const std::string& command) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  Ran ran;
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0)
-    ran.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  ran.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return ran;
-}
-
 // Loads the file with torch.load, with and without weights_only, and compares every tensor with
 // the expectation file (UTF-8; first line: the root key, if any; then tab-separated lines of name,
 // dtype, shape as "[2, 3]" and the CRC-32 of the raw bytes). Also checks the zip CRCs and
@@ -138,8 +117,8 @@ std::string TorchLoad(const test::TempDir& dir, const std::filesystem::path& fil
   }
   test::WriteFile(dir / "expected.txt", spec);
   test::WriteFile(dir / "load.py", kTorchScript);
-  const Ran ran = Run(kPython + (dir / "load.py").string() + " " + file.string() + " " +
-                      (dir / "expected.txt").string());
+  const test::Ran ran = test::RunCommand(kPython + (dir / "load.py").string() + " " +
+                                         file.string() + " " + (dir / "expected.txt").string());
   CHECK(ran.exit_code == 0);
   return ran.output;
 }
@@ -216,8 +195,8 @@ TEST_SUITE("formats.pytorch.writer") {
     expected += "pytorch_model/version 0 0 " + std::to_string(Crc32(AsBytes("3\n"))) + "\n";
     REQUIRE(WriteTorch(dir / "pytorch_model.bin", samples).ok());
     test::WriteFile(dir / "records.py", kRecordsScript);
-    const Ran ran =
-        Run(kPython + (dir / "records.py").string() + " " + (dir / "pytorch_model.bin").string());
+    const test::Ran ran = test::RunCommand(kPython + (dir / "records.py").string() + " " +
+                                           (dir / "pytorch_model.bin").string());
     CHECK(ran.exit_code == 0);
     CHECK(ran.output == expected);
   }
@@ -310,7 +289,7 @@ TEST_SUITE("formats.pytorch.writer") {
     CHECK(layout.place(2).zip64_sizes);
     CHECK(layout.place(3).zip64_offset);
     CHECK(TorchLoad(dir, dir / "big.bin", {big, after}) == "ok 2\n");
-    const Ran ran = Run("unzip -tq " + (dir / "big.bin").string());
+    const test::Ran ran = test::RunCommand("unzip -tq " + (dir / "big.bin").string());
     CAPTURE(ran.output);
     CHECK(ran.exit_code == 0);
   }

@@ -1,7 +1,5 @@
 #include "engine/formats/pytorch/zip_writer.h"
 
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <utility>
 
@@ -53,24 +51,6 @@ std::string WriteArchive(const std::filesystem::path& path, const std::vector<Na
   return test::ReadFile(path);
 }
 
-struct Ran {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-Ran Run(const std::string& command) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  Ran ran;
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0)
-    ran.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  ran.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return ran;
-}
-
 // Python's zipfile reads every entry (checking its CRC) and prints name, size and content.
 constexpr const char* kListScript = R"(
 import sys, zipfile
@@ -82,7 +62,8 @@ with zipfile.ZipFile(sys.argv[1]) as z:
 
 std::string PythonListing(const test::TempDir& dir, const std::filesystem::path& archive) {
   test::WriteFile(dir / "list.py", kListScript);
-  const Ran ran = Run("/usr/bin/python3 " + (dir / "list.py").string() + " " + archive.string());
+  const test::Ran ran =
+      test::RunCommand("/usr/bin/python3 " + (dir / "list.py").string() + " " + archive.string());
   CHECK(ran.exit_code == 0);
   return ran.output;
 }
@@ -102,7 +83,7 @@ std::string ExpectedListing(const std::vector<Named>& files) {
 }
 
 void CheckUnzipAccepts(const std::filesystem::path& archive) {
-  const Ran ran = Run("unzip -tq " + archive.string());
+  const test::Ran ran = test::RunCommand("unzip -tq " + archive.string());
   CAPTURE(ran.output);
   CHECK(ran.exit_code == 0);
   CHECK(ran.output.find("No errors detected") != std::string::npos);
