@@ -14,7 +14,7 @@
 #include "engine/base/limits.h"
 #include "engine/base/mapped_file.h"
 #include "engine/base/output_file.h"
-#include "engine/formats/safetensors/safetensors_header.h"
+#include "engine/base/text.h"
 #include "engine/formats/safetensors/safetensors_writer.h"
 
 namespace cw {
@@ -22,7 +22,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using Json = nlohmann::json;
-using safetensors::Quoted;
 
 constexpr const char* kSafetensorsIndexName = "model.safetensors.index.json";
 constexpr const char* kSingleSafetensorsName = "model.safetensors";

@@ -3,12 +3,12 @@
 #include <optional>
 
 #include "engine/base/limits.h"
+#include "engine/base/text.h"
 
 namespace cw::mindspore {
 namespace {
 
 constexpr uint64_t kMaxFieldNumber = (1u << 29) - 1;  // protobuf's own limit
-constexpr size_t kQuoteBytes = 100;
 
 Error CorruptAt(const ByteReader& in, uint64_t file_offset, std::string message) {
   return in.FailAt(file_offset, ErrorCode::kCorrupt, std::move(message));
@@ -140,21 +140,8 @@ Result<std::string_view> CheckTag(const ByteReader& value, const std::optional<B
                             std::to_string(limits::kMaxNameBytes) + " (limits::kMaxNameBytes)");
   }
   if (!IsValidUtf8(text))
-    return CorruptAt(value, tag->offset(), "tag " + Quote(text) + " is not valid UTF-8");
+    return CorruptAt(value, tag->offset(), "tag " + Quoted(text) + " is not valid UTF-8");
   return text;
-}
-
-// Bytes in the UTF-8 sequence led by `lead`, 0 for a byte that cannot lead one.
-size_t Utf8Length(uint8_t lead) {
-  if (lead < 0x80)
-    return 1;
-  if ((lead & 0xE0) == 0xC0)
-    return 2;
-  if ((lead & 0xF0) == 0xE0)
-    return 3;
-  if ((lead & 0xF8) == 0xF0)
-    return 4;
-  return 0;
 }
 
 }  // namespace
@@ -248,7 +235,7 @@ Result<CkptRecord> ReadRecord(ByteReader& in, bool first) {
   }
   Status tensor = ReadTensor(*fields->tensor, record);
   if (!tensor.ok())
-    return std::move(tensor).error().With("reading the tensor of tag " + Quote(record.tag));
+    return std::move(tensor).error().With("reading the tensor of tag " + Quoted(record.tag));
   return record;
 }
 
@@ -293,55 +280,7 @@ std::string EncodeRecordHeader(std::string_view tag, const Shape& dims,
   return out;
 }
 
-bool IsValidUtf8(std::string_view text) {
-  static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto lead = static_cast<uint8_t>(text[i]);
-    const size_t n = Utf8Length(lead);
-    if (n == 0 || n > text.size() - i)
-      return false;
-    uint32_t cp = n == 1 ? lead : lead & (0x7Fu >> n);
-    for (size_t k = 1; k < n; ++k) {
-      const auto c = static_cast<uint8_t>(text[i + k]);
-      if ((c & 0xC0) != 0x80)
-        return false;
-      cp = (cp << 6) | (c & 0x3Fu);
-    }
-    if (cp < kMinForLength[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += n;
-  }
-  return true;
-}
-
-std::string Quote(std::string_view text) {
-  const bool utf8 = IsValidUtf8(text);
-  std::string out = "\"";
-  size_t i = 0;
-  while (i < text.size() && i < kQuoteBytes) {
-    const auto b = static_cast<uint8_t>(text[i]);
-    if (b >= 0x80 && utf8) {  // keep whole characters, so the cut never splits one
-      const size_t n = Utf8Length(b);
-      out.append(text.substr(i, n));
-      i += n;
-      continue;
-    }
-    if (b < 0x20 || b >= 0x7F) {
-      out += "\\x" + Hex(b, 2).substr(2);
-    } else {
-      if (b == '"' || b == '\\')
-        out.push_back('\\');
-      out.push_back(static_cast<char>(b));
-    }
-    ++i;
-  }
-  if (i < text.size())
-    out += "…";
-  return out + "\"";
-}
-
-std::string TagPrefix(std::string_view tag) { return "tag " + Quote(tag) + ": "; }
+std::string TagPrefix(std::string_view tag) { return "tag " + Quoted(tag) + ": "; }
 
 std::string Hex(uint64_t value, int digits) {
   std::string out(static_cast<size_t>(digits), '0');

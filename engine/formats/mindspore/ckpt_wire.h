@@ -76,11 +76,6 @@ void AppendVarint(std::string& out, uint64_t value);
 std::string EncodeRecordHeader(std::string_view tag, const Shape& dims,
                                std::string_view tensor_type, uint64_t content_bytes);
 
-// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-bool IsValidUtf8(std::string_view text);
-// `text` in double quotes for a message: control characters, quotes, backslashes and (unless the
-// text is valid UTF-8) non-ASCII bytes as \xNN; cut with "…" after about 100 bytes.
-std::string Quote(std::string_view text);
 // "tag \"<tag>\": ", the prefix of every message about one value.
 std::string TagPrefix(std::string_view tag);
 // "0x" and `digits` lower-case hex digits.

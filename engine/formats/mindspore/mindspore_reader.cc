@@ -9,6 +9,7 @@
 
 #include "engine/base/byte_reader.h"
 #include "engine/base/limits.h"
+#include "engine/base/text.h"
 #include "engine/formats/common/write_tracker.h"
 #include "engine/formats/mindspore/ckpt_wire.h"
 
@@ -154,7 +155,7 @@ Status FinishRun(const Run& run, Listing& out, const std::string& file) {
   const std::string tag(r.tag);
   if (r.tensor_type == "str") {
     CW_ASSIGN_OR_RETURN(const std::string text, DecodeUtf32(run, at));
-    out.skipped.push_back({tag, "str " + Quote(text)});
+    out.skipped.push_back({tag, "str " + Quoted(text)});
     return OkStatus();
   }
   if (r.tensor_type == "random_op") {  // RNG state of MindSpore 2.3/2.4, which 2.6 cannot load
@@ -165,7 +166,7 @@ Status FinishRun(const Run& run, Listing& out, const std::string& file) {
   const std::optional<DType> dtype = DTypeFromMindSpore(r.tensor_type);
   if (!dtype) {
     return Error(ErrorCode::kUnsupported,
-                 TagPrefix(tag) + "tensor_type " + Quote(r.tensor_type) + " is not supported", at);
+                 TagPrefix(tag) + "tensor_type " + Quoted(r.tensor_type) + " is not supported", at);
   }
   // Every MindSpore loader reads dims [0] as a scalar, so a 1-D tensor of length 0 cannot exist.
   const bool old_scalar = r.dims == Shape{0};

@@ -8,6 +8,7 @@
 
 #include "engine/base/checked_math.h"
 #include "engine/base/limits.h"
+#include "engine/base/text.h"
 #include "engine/formats/common/write_tracker.h"
 #include "engine/formats/mindspore/ckpt_wire.h"
 
@@ -35,7 +36,7 @@ struct Layout {
 };
 
 Error Refuse(ErrorCode code, const TensorInfo& t, const std::string& why, const OutputFile& out) {
-  return Error(code, "tensor " + Quote(t.name) + ": " + why, FileLocation(out.target().string()));
+  return Error(code, "tensor " + Quoted(t.name) + ": " + why, FileLocation(out.target().string()));
 }
 
 // What MindSpore (and our reader) could not load back, or that the format cannot say.

@@ -3,9 +3,9 @@
 #include <array>
 
 #include "engine/base/limits.h"
+#include "engine/base/text.h"
 #include "engine/formats/pytorch/pickle_machine.h"
 #include "engine/formats/pytorch/pickle_text.h"
-#include "engine/formats/pytorch/zip_archive.h"
 
 namespace cw::pytorch {
 namespace {
@@ -96,7 +96,7 @@ Result<ObjectId> PickleMachine::ResolveGlobal(std::string_view module, std::stri
   const auto kind = Lookup(module, name, full);
   if (!kind) {
     return Fail(ErrorCode::kUnsupported,
-                "GLOBAL " + Quote(full) +
+                "GLOBAL " + Quoted(full) +
                     " is not allowed: only torch tensors, storages, dtypes and plain containers "
                     "are read, and nothing is imported or run");
   }
@@ -141,7 +141,7 @@ Result<ObjectId> PickleMachine::Invoke(ObjectId callable, const std::vector<Obje
     case GlobalKind::kDType:
       break;
   }
-  return Fail(ErrorCode::kUnsupported, Quote(obj(callable).text) + " cannot be called");
+  return Fail(ErrorCode::kUnsupported, Quoted(obj(callable).text) + " cannot be called");
 }
 
 Result<ObjectId> PickleMachine::RebuildTensor(ObjectId callable,
@@ -224,7 +224,7 @@ Result<ObjectId> PickleMachine::MakeBytes(ObjectId callable, const std::vector<O
                       (obj(args[1]).text == "latin1" || obj(args[1]).text == "latin-1");
   if (obj(args[0]).kind != Kind::kStr || !latin1) {
     return Fail(ErrorCode::kUnsupported,
-                Quote(obj(callable).text) + " is only read with a string and \"latin1\"");
+                Quoted(obj(callable).text) + " is only read with a string and \"latin1\"");
   }
   auto bytes = Utf8ToLatin1(obj(args[0]).text);
   if (!bytes)
@@ -270,7 +270,7 @@ Result<ObjectId> PickleMachine::TensorArgument(ObjectId callable, const std::vec
   CW_RETURN_IF_ERROR(ArgCount(callable, args.size(), min_args, max_args));
   if (obj(args[0]).kind != Kind::kTensor) {
     return Fail(ErrorCode::kCorrupt,
-                Quote(obj(callable).text) + " of " + tree_.Describe(args[0]) + ", not a tensor");
+                Quoted(obj(callable).text) + " of " + tree_.Describe(args[0]) + ", not a tensor");
   }
   return args[0];
 }
@@ -309,7 +309,7 @@ Status PickleMachine::ArgCount(ObjectId callable, size_t got, size_t min, size_t
     return OkStatus();
   const std::string range =
       min == max ? std::to_string(min) : std::to_string(min) + " to " + std::to_string(max);
-  return Fail(ErrorCode::kCorrupt, Quote(obj(callable).text) + " takes " + range +
+  return Fail(ErrorCode::kCorrupt, Quoted(obj(callable).text) + " takes " + range +
                                        " arguments, not " + std::to_string(got));
 }
 

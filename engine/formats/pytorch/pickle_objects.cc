@@ -1,8 +1,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "engine/base/text.h"
 #include "engine/formats/pytorch/pickle_machine.h"
-#include "engine/formats/pytorch/zip_archive.h"
 
 namespace cw::pytorch {
 namespace {
@@ -32,7 +32,7 @@ std::string PickleTree::Describe(ObjectId id) const {
       return "float " + std::string(text, end);
     }
     case Kind::kStr:
-      return "str " + Quote(o.text, 40);
+      return "str " + Quoted(o.text, 40);
     case Kind::kBytes:
       return "bytes of length " + std::to_string(o.text.size());
     case Kind::kTuple:
@@ -181,7 +181,7 @@ Error PickleMachine::Fail(ErrorCode code, std::string message) const {
 }
 
 std::string PickleMachine::Where() const {
-  return (source_.entry.empty() ? std::string("the pickle") : Quote(source_.entry)) +
+  return (source_.entry.empty() ? std::string("the pickle") : Quoted(source_.entry)) +
          " at pickle byte " + std::to_string(op_at_);
 }
 

@@ -4,9 +4,9 @@
 #include <bit>
 #include <initializer_list>
 
+#include "engine/base/text.h"
 #include "engine/formats/pytorch/pickle_machine.h"
 #include "engine/formats/pytorch/pickle_text.h"
-#include "engine/formats/pytorch/zip_archive.h"
 
 namespace cw::pytorch {
 namespace {
@@ -201,7 +201,7 @@ Status PickleMachine::Number(uint8_t code) {
     CW_ASSIGN_OR_RETURN(const std::string_view line, ReadLine());
     auto parsed = ParseNumberLine(line, code == op::kFloat, code == op::kInt);
     if (!parsed)
-      return Fail(ErrorCode::kCorrupt, "bad number " + Quote(line, 40));
+      return Fail(ErrorCode::kCorrupt, "bad number " + Quoted(line, 40));
     return *parsed;
   }());
   return PushNew(number.kind, number.int_value, number.float_value);
@@ -213,7 +213,7 @@ Status PickleMachine::Text(uint8_t code) {
     CW_ASSIGN_OR_RETURN(const std::string_view line, ReadLine());
     auto decoded = code == op::kString ? DecodeQuoted(line) : DecodeRawUnicodeEscape(line);
     if (!decoded)
-      return Fail(ErrorCode::kCorrupt, "bad string literal " + Quote(line, 40));
+      return Fail(ErrorCode::kCorrupt, "bad string literal " + Quoted(line, 40));
     text = std::move(*decoded);
   } else {
     const int width = code == op::kShortBinUnicode || code == op::kShortBinString ? 1
@@ -225,8 +225,8 @@ Status PickleMachine::Text(uint8_t code) {
     text = AsChars(bytes);
     // Python decodes these as UTF-8 (surrogates passed through); Python 2 strings are kept as is.
     const bool unicode = code != op::kBinString && code != op::kShortBinString;
-    if (unicode && !IsUtf8(text))
-      return Fail(ErrorCode::kCorrupt, "string " + Quote(text, 40) + " is not valid UTF-8");
+    if (unicode && !IsSurrogatePassUtf8(text))
+      return Fail(ErrorCode::kCorrupt, "string " + Quoted(text, 40) + " is not valid UTF-8");
   }
   CW_ASSIGN_OR_RETURN(const ObjectId id, NewText(Kind::kStr, std::move(text)));
   return Push(id);
@@ -324,7 +324,7 @@ Status PickleMachine::Memo(uint8_t code) {
     CW_ASSIGN_OR_RETURN(const std::string_view line, ReadLine());
     auto parsed = ParseNumberLine(line, false, false);
     if (!parsed || parsed->kind != Kind::kInt || parsed->int_value < 0)
-      return Fail(ErrorCode::kCorrupt, "bad memo index " + Quote(line, 40));
+      return Fail(ErrorCode::kCorrupt, "bad memo index " + Quoted(line, 40));
     index = static_cast<uint64_t>(parsed->int_value);
   } else if (code == op::kBinPut || code == op::kBinGet) {
     CW_ASSIGN_OR_RETURN(index, in_.ReadU8());
@@ -379,7 +379,7 @@ Status PickleMachine::Call(uint8_t code) {
   // NEWOBJ is cls.__new__(cls, *args); torch uses it for Parameter only.
   if (code != op::kReduce && obj(callable).global != GlobalKind::kParameter) {
     return Fail(ErrorCode::kUnsupported,
-                "NEWOBJ of " + Quote(obj(callable).text) + " is not allowed");
+                "NEWOBJ of " + Quoted(obj(callable).text) + " is not allowed");
   }
   const std::vector<ObjectId> items = obj(args).items;
   CW_ASSIGN_OR_RETURN(const ObjectId result, Invoke(callable, items));

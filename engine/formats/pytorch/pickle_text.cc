@@ -161,7 +161,7 @@ std::optional<std::string> DecodeRawUnicodeEscape(std::string_view line) {
   return out;
 }
 
-bool IsUtf8(std::string_view text) {
+bool IsSurrogatePassUtf8(std::string_view text) {
   for (size_t i = 0; i < text.size();) {
     const auto next = NextCodePoint(text, i);
     if (!next)

@@ -32,8 +32,9 @@ std::optional<std::string> DecodeQuoted(std::string_view line);
 // Returns UTF-8.
 std::optional<std::string> DecodeRawUnicodeEscape(std::string_view line);
 
-// UTF-8 as Python's "surrogatepass" decoder accepts it (no overlongs, code points <= U+10FFFF).
-bool IsUtf8(std::string_view text);
+// UTF-8 as Python's "surrogatepass" decoder accepts it (no overlongs, code points <= U+10FFFF),
+// which is how pickle decodes BINUNICODE. Unlike cw::IsValidUtf8, surrogates are accepted.
+bool IsSurrogatePassUtf8(std::string_view text);
 
 // The Latin-1 bytes of UTF-8 text whose code points are all below 256 (what
 // _codecs.encode(text, "latin1") returns); nullopt otherwise.

@@ -8,6 +8,7 @@
 #include "engine/base/bytes.h"
 #include "engine/base/checked_math.h"
 #include "engine/base/limits.h"
+#include "engine/base/text.h"
 
 namespace cw::pytorch {
 namespace {
@@ -98,44 +99,6 @@ class Emitter {
   std::string out_;
 };
 
-// Bytes of the UTF-8 sequence starting with `lead`; 0 for a continuation byte, an overlong
-// two-byte lead (C0, C1) or a lead beyond U+10FFFF.
-size_t SequenceBytes(unsigned char lead) {
-  if (lead < 0x80)
-    return 1;
-  if (lead >= 0xC2 && lead <= 0xDF)
-    return 2;
-  if (lead >= 0xE0 && lead <= 0xEF)
-    return 3;
-  if (lead >= 0xF0 && lead <= 0xF4)
-    return 4;
-  return 0;
-}
-
-// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. BINUNICODE is decoded
-// by Python, which refuses them.
-bool IsUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto lead = static_cast<unsigned char>(s[i]);
-    const size_t n = SequenceBytes(lead);
-    if (n == 0 || s.size() - i < n)
-      return false;
-    uint32_t cp = n == 1 ? lead : lead & (0x7Fu >> n);
-    for (size_t k = 1; k < n; ++k) {
-      const auto c = static_cast<unsigned char>(s[i + k]);
-      if ((c & 0xC0) != 0x80)
-        return false;
-      cp = (cp << 6) | (c & 0x3F);
-    }
-    const bool overlong = (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
-    if (overlong || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-      return false;
-    i += n;
-  }
-  return true;
-}
-
 // What the pickle says about one tensor, checked against what torch 1.13 can represent.
 struct TensorPlan {
   std::string_view storage_class;
@@ -145,15 +108,15 @@ struct TensorPlan {
 
 Result<TensorPlan> PlanTensor(const TensorInfo& t, size_t index) {
   const auto fail = [&](ErrorCode code, const std::string& why) {
-    return Error(
-        code, "tensor \"" + (IsUtf8(t.name) ? t.name : "#" + std::to_string(index)) + "\" " + why);
+    return Error(code, "tensor \"" + (IsValidUtf8(t.name) ? t.name : "#" + std::to_string(index)) +
+                           "\" " + why);
   };
   if (t.name.size() > limits::kMaxNameBytes) {
     return fail(ErrorCode::kLimitExceeded, "has a name of " + std::to_string(t.name.size()) +
                                                " bytes, over the cap of " +
                                                std::to_string(limits::kMaxNameBytes));
   }
-  if (!IsUtf8(t.name))
+  if (!IsValidUtf8(t.name))
     return fail(ErrorCode::kUnsupported, "has a name that is not valid UTF-8");
   TensorPlan plan;
   plan.storage_class = Info(t.dtype).torch_storage;
@@ -218,7 +181,7 @@ Result<std::string> StateDictPickle(std::span<const TensorInfo> tensors,
       return Error(ErrorCode::kUsage, "tensor \"" + tensors[i].name + "\" is listed twice");
     plans.push_back(std::move(plan));
   }
-  if (root_key.size() > limits::kMaxNameBytes || !IsUtf8(root_key))
+  if (root_key.size() > limits::kMaxNameBytes || !IsValidUtf8(root_key))
     return Error(ErrorCode::kUnsupported, "the torch root key is not valid UTF-8 of at most " +
                                               std::to_string(limits::kMaxNameBytes) + " bytes");
 

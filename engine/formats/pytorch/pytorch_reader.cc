@@ -9,6 +9,7 @@
 #include "engine/base/byte_reader.h"
 #include "engine/base/checked_math.h"
 #include "engine/base/limits.h"
+#include "engine/base/text.h"
 #include "engine/formats/pytorch/pickle_reader.h"
 #include "engine/formats/pytorch/torch_tensors.h"
 #include "engine/formats/pytorch/zip_archive.h"
@@ -105,7 +106,7 @@ Result<TensorData> TorchReader::Read(size_t index) const {
     return copy;
   } catch (const std::bad_alloc&) {
     return Error(ErrorCode::kLimitExceeded,
-                 "no memory for a contiguous copy of tensor " + Quote(info.name) + " (" +
+                 "no memory for a contiguous copy of tensor " + Quoted(info.name) + " (" +
                      std::to_string(info.byte_size) + " bytes)",
                  FileLocation(file_));
   }
@@ -136,16 +137,17 @@ Result<std::string> ArchivePrefix(const ZipArchive& archive) {
   const ZipEntry& first = archive.entries().front();
   const size_t slash = first.name.find('/');
   if (slash == std::string::npos) {
-    return Error(ErrorCode::kCorrupt,
-                 "zip entry " + Quote(first.name) + " is not in a folder: not a torch.save archive",
-                 ByteLocation(archive.file(), first.local_header_offset));
+    return Error(
+        ErrorCode::kCorrupt,
+        "zip entry " + Quoted(first.name) + " is not in a folder: not a torch.save archive",
+        ByteLocation(archive.file(), first.local_header_offset));
   }
   std::string prefix = first.name.substr(0, slash + 1);
   for (const ZipEntry& entry : archive.entries()) {
     if (!entry.name.starts_with(prefix)) {
       return Error(
           ErrorCode::kCorrupt,
-          "zip entry " + Quote(entry.name) + " is outside the archive folder " + Quote(prefix),
+          "zip entry " + Quoted(entry.name) + " is outside the archive folder " + Quoted(prefix),
           ByteLocation(archive.file(), entry.local_header_offset));
     }
   }
@@ -159,7 +161,7 @@ Status CheckVersion(const ZipArchive& archive, const std::string& prefix) {
     entry = archive.Find(prefix + "version");
   if (entry == nullptr) {
     return Error(ErrorCode::kCorrupt,
-                 "no " + Quote(prefix + "version") + " record: not a torch.save archive",
+                 "no " + Quoted(prefix + "version") + " record: not a torch.save archive",
                  FileLocation(archive.file()));
   }
   CW_ASSIGN_OR_RETURN(const TensorData record, archive.ReadSmall(*entry, 32));
@@ -170,7 +172,7 @@ Status CheckVersion(const ZipArchive& archive, const std::string& prefix) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), version);
   const Location where = ByteLocation(archive.file(), entry->data_offset);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size())
-    return Error(ErrorCode::kCorrupt, "the version record holds " + Quote(text, 32), where);
+    return Error(ErrorCode::kCorrupt, "the version record holds " + Quoted(text, 32), where);
   if (version < kMinVersion || version > kMaxVersion) {
     return Error(ErrorCode::kUnsupported,
                  "torch file format version " + std::to_string(version) +
@@ -192,7 +194,7 @@ Status CheckByteOrder(const ZipArchive& archive, const std::string& prefix) {
     return OkStatus();
   if (text == "big")
     return Error(ErrorCode::kUnsupported, "big-endian tensor data is not supported", where);
-  return Error(ErrorCode::kCorrupt, "the byteorder record holds " + Quote(text, 32), where);
+  return Error(ErrorCode::kCorrupt, "the byteorder record holds " + Quoted(text, 32), where);
 }
 
 Result<Indexed> ReadZip(ByteSpan bytes, const std::string& file) {
@@ -208,7 +210,7 @@ Result<Indexed> ReadZip(ByteSpan bytes, const std::string& file) {
   CW_RETURN_IF_ERROR(CheckByteOrder(archive, prefix));
   const ZipEntry* pickle_entry = archive.Find(prefix + "data.pkl");
   if (pickle_entry == nullptr) {
-    return Error(ErrorCode::kCorrupt, "no " + Quote(prefix + "data.pkl") + " record",
+    return Error(ErrorCode::kCorrupt, "no " + Quoted(prefix + "data.pkl") + " record",
                  FileLocation(file));
   }
   CW_ASSIGN_OR_RETURN(const TensorData pickle,
@@ -226,7 +228,7 @@ Result<Indexed> ReadZip(ByteSpan bytes, const std::string& file) {
     const ZipEntry* entry = archive.Find(name);
     if (entry == nullptr) {
       return Error(ErrorCode::kCorrupt,
-                   "no record " + Quote(name) + " for storage " + Quote(decl.key),
+                   "no record " + Quoted(name) + " for storage " + Quoted(decl.key),
                    ByteLocation(source.file, decl.pid_offset));
     }
     CW_ASSIGN_OR_RETURN(const ByteSpan data, archive.StoredBytes(*entry));
@@ -285,7 +287,7 @@ Status ReadLegacyStorages(const PickleTree& keys, ByteReader& in, Indexed& index
     CW_ASSIGN_OR_RETURN(const uint64_t count, in.ReadU64());
     if (count != decl.numel) {
       return in.FailAt(count_at, ErrorCode::kCorrupt,
-                       "storage " + Quote(decl.key) + " holds " + std::to_string(count) +
+                       "storage " + Quoted(decl.key) + " holds " + std::to_string(count) +
                            " elements, its tensors say " + std::to_string(decl.numel));
     }
     const uint64_t data_at = in.offset();
@@ -295,7 +297,7 @@ Status ReadLegacyStorages(const PickleTree& keys, ByteReader& in, Indexed& index
   for (size_t i = 0; i < seen.size(); ++i) {
     if (!seen[i]) {
       return Error(ErrorCode::kCorrupt,
-                   "storage " + Quote(indexed.state.storages[i].key) + " is not in the file",
+                   "storage " + Quoted(indexed.state.storages[i].key) + " is not in the file",
                    ByteLocation(in.file(), indexed.state.storages[i].pid_offset));
     }
   }

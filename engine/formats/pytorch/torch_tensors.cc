@@ -8,7 +8,7 @@
 
 #include "engine/base/checked_math.h"
 #include "engine/base/limits.h"
-#include "engine/formats/pytorch/zip_archive.h"
+#include "engine/base/text.h"
 
 namespace cw::pytorch {
 namespace {
@@ -72,7 +72,7 @@ Status Indexer::Walk(ObjectId dict, const std::string& prefix) {
       name.insert(0, prefix + ".");
     if (name.size() > limits::kMaxNameBytes) {
       return Fail(items[i], ErrorCode::kLimitExceeded,
-                  "name " + Quote(name, 60) + " is longer than the cap of " +
+                  "name " + Quoted(name, 60) + " is longer than the cap of " +
                       std::to_string(limits::kMaxNameBytes) + " bytes");
     }
     if (key.kind != Kind::kStr && key.kind != Kind::kInt) {
@@ -118,7 +118,7 @@ std::string Indexer::DescribeSkipped(ObjectId value) const {
 
 Status Indexer::AddTensor(std::string name, ObjectId tensor) {
   if (!names_.insert(name).second)
-    return Fail(tensor, ErrorCode::kCorrupt, "two tensors are named " + Quote(name));
+    return Fail(tensor, ErrorCode::kCorrupt, "two tensors are named " + Quoted(name));
   const PickleTensor& t = tree_.tensor(tensor);
   CW_ASSIGN_OR_RETURN(const size_t storage, Declare(t.storage, t.dtype));
   TensorEntry entry;
@@ -128,7 +128,7 @@ Status Indexer::AddTensor(std::string name, ObjectId tensor) {
   const auto byte_size = ByteSize(entry.info.dtype, entry.info.shape);
   if (!byte_size) {
     return Fail(tensor, ErrorCode::kCorrupt,
-                "tensor " + Quote(entry.info.name) + " of shape " + ShapeToString(t.shape) +
+                "tensor " + Quoted(entry.info.name) + " of shape " + ShapeToString(t.shape) +
                     " has more bytes than 64 bits can count");
   }
   entry.info.byte_size = *byte_size;
@@ -151,12 +151,12 @@ Result<size_t> Indexer::Declare(ObjectId pid, const std::optional<DType>& v3_dty
   const StorageDecl& first = state_.storages[it->second];
   if (first.dtype != decl.dtype || first.unit_bytes != decl.unit_bytes) {
     return Fail(pid, ErrorCode::kCorrupt,
-                "storage " + Quote(decl.key) + " holds both " + std::string(Name(first.dtype)) +
+                "storage " + Quoted(decl.key) + " holds both " + std::string(Name(first.dtype)) +
                     " and " + std::string(Name(decl.dtype)) + " tensors");
   }
   if (first.numel != decl.numel) {
     return Fail(pid, ErrorCode::kCorrupt,
-                "storage " + Quote(decl.key) + " is declared with " + std::to_string(first.numel) +
+                "storage " + Quoted(decl.key) + " is declared with " + std::to_string(first.numel) +
                     " and with " + std::to_string(decl.numel) + " elements");
   }
   return it->second;
@@ -200,7 +200,7 @@ Result<StorageDecl> Indexer::ParseId(ObjectId pid, const std::optional<DType>& v
   }
   const auto declared = CheckedMul(decl.numel, decl.unit_bytes);
   if (!declared)
-    return Fail(pid, ErrorCode::kCorrupt, "storage " + Quote(decl.key) + " is too large");
+    return Fail(pid, ErrorCode::kCorrupt, "storage " + Quoted(decl.key) + " is too large");
   decl.declared_bytes = *declared;
   return decl;
 }
@@ -250,22 +250,22 @@ Result<std::vector<TensorLayout>> LayOut(const StateDict& state,
     const auto extent = ExtentBytes(tensor);
     if (!extent || *extent > decl.declared_bytes) {
       return Error(ErrorCode::kCorrupt,
-                   "tensor " + Quote(tensor.info.name) + " reaches past the " +
+                   "tensor " + Quoted(tensor.info.name) + " reaches past the " +
                        std::to_string(decl.declared_bytes) + " bytes of its storage " +
-                       Quote(decl.key),
+                       Quoted(decl.key),
                    ByteLocation(pickle_file, tensor.pickle_offset));
     }
     if (*extent > record.bytes.size()) {
       return Error(ErrorCode::kCorrupt,
-                   "storage record " + Quote(record.name) + " has " +
+                   "storage record " + Quoted(record.name) + " has " +
                        std::to_string(record.bytes.size()) + " bytes but tensor " +
-                       Quote(tensor.info.name) + " needs " + std::to_string(*extent),
+                       Quoted(tensor.info.name) + " needs " + std::to_string(*extent),
                    ByteLocation(file, record.file_offset));
     }
     if (tensor.info.byte_size > record.bytes.size() &&
         tensor.info.byte_size > kMaxExpandedTensorBytes) {
       return Error(ErrorCode::kLimitExceeded,
-                   "expanded tensor " + Quote(tensor.info.name) + " of " +
+                   "expanded tensor " + Quoted(tensor.info.name) + " of " +
                        std::to_string(tensor.info.byte_size) + " bytes over a record of " +
                        std::to_string(record.bytes.size()) + " is over the cap of " +
                        std::to_string(kMaxExpandedTensorBytes),

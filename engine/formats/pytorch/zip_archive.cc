@@ -8,6 +8,7 @@
 #include "engine/base/byte_reader.h"
 #include "engine/base/checked_math.h"
 #include "engine/base/limits.h"
+#include "engine/base/text.h"
 
 namespace cw::pytorch {
 namespace {
@@ -153,7 +154,7 @@ Status ApplyZip64Extra(ByteReader extra, ZipEntry& entry, bool uncompressed, boo
   }
   return extra.FailAt(
       extra_at, ErrorCode::kCorrupt,
-      "entry " + Quote(entry.name) + " has 0xFFFFFFFF sizes or offset but no ZIP64 extra field");
+      "entry " + Quoted(entry.name) + " has 0xFFFFFFFF sizes or offset but no ZIP64 extra field");
 }
 
 Result<ZipEntry> ReadCentralEntry(ByteReader& cd) {
@@ -172,7 +173,7 @@ Result<ZipEntry> ReadCentralEntry(ByteReader& cd) {
   entry.name = AsChars(name);
   if ((At<uint16_t>(fixed, 8) & kEncryptedFlag) != 0) {
     return cd.FailAt(entry_at + 8, ErrorCode::kUnsupported,
-                     "entry " + Quote(entry.name) + " is encrypted");
+                     "entry " + Quoted(entry.name) + " is encrypted");
   }
   entry.method = At<uint16_t>(fixed, 10);
   entry.compressed_bytes = At<uint32_t>(fixed, 20);
@@ -193,7 +194,7 @@ Status ResolvePayload(ByteSpan bytes, const std::string& file, uint64_t entry_at
   const uint64_t header_at = entry.local_header_offset;
   if (!FitsIn(header_at, kLocalFixedBytes, directory_at)) {
     return Error(ErrorCode::kCorrupt,
-                 "entry " + Quote(entry.name) + " has its local header at " +
+                 "entry " + Quoted(entry.name) + " has its local header at " +
                      std::to_string(header_at) + ", past the central directory",
                  ByteLocation(file, entry_at));
   }
@@ -201,29 +202,29 @@ Status ResolvePayload(ByteSpan bytes, const std::string& file, uint64_t entry_at
   CW_ASSIGN_OR_RETURN(const ByteSpan fixed, in.ReadBytes(kLocalFixedBytes));
   if (At<uint32_t>(fixed, 0) != kLocalSignature) {
     return in.FailAt(header_at, ErrorCode::kCorrupt,
-                     "no local header for entry " + Quote(entry.name));
+                     "no local header for entry " + Quoted(entry.name));
   }
   if (At<uint16_t>(fixed, 8) != entry.method) {
     return in.FailAt(header_at + 8, ErrorCode::kCorrupt,
-                     "the local header of entry " + Quote(entry.name) +
+                     "the local header of entry " + Quoted(entry.name) +
                          " has another compression method than its central directory entry");
   }
   CW_ASSIGN_OR_RETURN(const ByteSpan name, in.ReadBytes(At<uint16_t>(fixed, 26)));
   if (AsChars(name) != entry.name) {
     return in.FailAt(header_at + kLocalFixedBytes, ErrorCode::kCorrupt,
-                     "the local header names " + Quote(AsChars(name)) +
-                         ", its central directory entry " + Quote(entry.name));
+                     "the local header names " + Quoted(AsChars(name)) +
+                         ", its central directory entry " + Quoted(entry.name));
   }
   CW_RETURN_IF_ERROR(in.Skip(At<uint16_t>(fixed, 28)));
   entry.data_offset = in.offset();
   if (entry.compressed_bytes > in.remaining()) {
     return in.Fail(ErrorCode::kCorrupt, "the " + std::to_string(entry.compressed_bytes) +
-                                            " bytes of entry " + Quote(entry.name) +
+                                            " bytes of entry " + Quoted(entry.name) +
                                             " run into the central directory");
   }
   if (entry.method == kZipStored && entry.compressed_bytes != entry.uncompressed_bytes) {
     return Error(ErrorCode::kCorrupt,
-                 "stored entry " + Quote(entry.name) + " has different sizes compressed (" +
+                 "stored entry " + Quoted(entry.name) + " has different sizes compressed (" +
                      std::to_string(entry.compressed_bytes) + ") and uncompressed (" +
                      std::to_string(entry.uncompressed_bytes) + ")",
                  ByteLocation(file, entry_at));
@@ -245,7 +246,7 @@ Status CheckNoOverlap(const std::vector<ZipEntry>& entries, const std::string& f
     // data_offset + compressed_bytes cannot wrap: ResolvePayload bounded it by the directory.
     if (prev.data_offset + prev.compressed_bytes > order[i]->local_header_offset) {
       return Error(ErrorCode::kCorrupt,
-                   "entries " + Quote(prev.name) + " and " + Quote(order[i]->name) + " overlap",
+                   "entries " + Quoted(prev.name) + " and " + Quoted(order[i]->name) + " overlap",
                    ByteLocation(file, order[i]->local_header_offset));
     }
   }
@@ -328,8 +329,8 @@ Status ZipArchive::IndexNames() {
     const auto [it, inserted] = by_folded_name_.emplace(FoldCase(entries_[i].name), i);
     if (!inserted) {
       return Error(ErrorCode::kCorrupt,
-                   "entries " + Quote(entries_[it->second].name) + " and " +
-                       Quote(entries_[i].name) + " have the same name (ignoring case)",
+                   "entries " + Quoted(entries_[it->second].name) + " and " +
+                       Quoted(entries_[i].name) + " have the same name (ignoring case)",
                    ByteLocation(file_, entries_[i].local_header_offset));
     }
   }
@@ -344,7 +345,7 @@ const ZipEntry* ZipArchive::Find(std::string_view name) const {
 Result<ByteSpan> ZipArchive::StoredBytes(const ZipEntry& entry) const {
   if (entry.method != kZipStored) {
     return Error(ErrorCode::kUnsupported,
-                 "entry " + Quote(entry.name) + " is compressed (method " +
+                 "entry " + Quoted(entry.name) + " is compressed (method " +
                      std::to_string(entry.method) + "); only stored entries can be mapped",
                  ByteLocation(file_, entry.local_header_offset));
   }
@@ -354,7 +355,7 @@ Result<ByteSpan> ZipArchive::StoredBytes(const ZipEntry& entry) const {
 Result<TensorData> ZipArchive::ReadSmall(const ZipEntry& entry, uint64_t max_bytes) const {
   if (entry.uncompressed_bytes > max_bytes) {
     return Error(ErrorCode::kLimitExceeded,
-                 "entry " + Quote(entry.name) + " of " + std::to_string(entry.uncompressed_bytes) +
+                 "entry " + Quoted(entry.name) + " of " + std::to_string(entry.uncompressed_bytes) +
                      " bytes is over the cap of " + std::to_string(max_bytes),
                  ByteLocation(file_, entry.local_header_offset));
   }
@@ -369,7 +370,7 @@ Result<TensorData> ZipArchive::ReadSmall(const ZipEntry& entry, uint64_t max_byt
 Result<TensorData> ZipArchive::Inflate(const ZipEntry& entry) const {
   const Location where = ByteLocation(file_, entry.local_header_offset);
   auto fail = [&](const std::string& why) {
-    return Error(ErrorCode::kCorrupt, "cannot inflate entry " + Quote(entry.name) + ": " + why,
+    return Error(ErrorCode::kCorrupt, "cannot inflate entry " + Quoted(entry.name) + ": " + why,
                  where);
   };
   zip_error_t error;
@@ -407,27 +408,6 @@ Result<TensorData> ZipArchive::Inflate(const ZipEntry& entry) const {
   if (zip_fread(in.get(), &extra, 1) != 0)
     return fail("the data is longer than the central directory says");
   return out;
-}
-
-std::string Quote(std::string_view text, size_t max_bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (size_t i = 0; i < text.size() && i < max_bytes; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  if (text.size() > max_bytes)
-    out += "\u2026";
-  return out + "\"";
 }
 
 }  // namespace cw::pytorch

@@ -80,8 +80,4 @@ class ZipArchive {
   std::unordered_map<std::string, size_t> by_folded_name_;  // lower-case name -> entries_ index
 };
 
-// `text` for messages: quoted, printable ASCII kept, other bytes as \xNN, cut after `max_bytes`
-// input bytes with "...". Shared by the torch readers.
-std::string Quote(std::string_view text, size_t max_bytes = 120);
-
 }  // namespace cw::pytorch

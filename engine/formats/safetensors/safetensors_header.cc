@@ -15,6 +15,7 @@
 
 #include "engine/base/byte_reader.h"
 #include "engine/base/limits.h"
+#include "engine/base/text.h"
 
 namespace cw::safetensors {
 namespace {
@@ -22,82 +23,10 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr uint64_t kLengthBytes = 8;  // the u64 header length before the JSON text
-constexpr size_t kMaxQuotedBytes = 200;
 
 // dtype codes of the official format that have no DType here: valid files we cannot convert.
 constexpr std::array<std::string_view, 7> kKnownUnsupportedDTypes = {
     "F4", "F6_E2M3", "F6_E3M2", "F8_E8M0", "C64", "F8_E4M3FNUZ", "F8_E5M2FNUZ"};
-
-// Length of the well-formed UTF-8 sequence starting at text[i] (Unicode table 3-7), 0 if none.
-size_t Utf8SequenceLength(std::string_view text, size_t i) {
-  const auto lead = static_cast<unsigned char>(text[i]);
-  if (lead < 0x80)
-    return 1;
-  size_t n = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    n = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    n = 3;
-    if (lead == 0xE0)
-      low = 0xA0;  // overlong
-    if (lead == 0xED)
-      high = 0x9F;  // surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    n = 4;
-    if (lead == 0xF0)
-      low = 0x90;  // overlong
-    if (lead == 0xF4)
-      high = 0x8F;  // past U+10FFFF
-  } else {
-    return 0;
-  }
-  if (text.size() - i < n)
-    return 0;
-  for (size_t k = 1; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(text[i + k]);
-    if (b < low || b > high)
-      return 0;
-    low = 0x80;
-    high = 0xBF;
-  }
-  return n;
-}
-
-void AppendEscaped(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  size_t i = 0;
-  while (i < text.size()) {
-    if (i >= kMaxQuotedBytes) {
-      out += "…";
-      return;
-    }
-    const char c = text[i];
-    const auto b = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-      ++i;
-      continue;
-    }
-    if (b >= 0x20 && b < 0x7F) {
-      out += c;
-      ++i;
-      continue;
-    }
-    const size_t n = b >= 0x80 ? Utf8SequenceLength(text, i) : 0;
-    if (n > 0) {
-      out.append(text.substr(i, n));
-      i += n;
-      continue;
-    }
-    out += "\\x";
-    out += kHex[b >> 4];
-    out += kHex[b & 0xF];
-    ++i;
-  }
-}
 
 // The part of a nlohmann message after its "[json.exception...] ... column N: " prefix, which
 // speaks of lines and columns inside the header rather than file offsets.
@@ -110,9 +39,7 @@ std::string ParserDetail(std::string_view what) {
     if (const size_t colon = what.find(": ", column); colon != std::string_view::npos)
       what.remove_prefix(colon + 2);
   }
-  std::string out;
-  AppendEscaped(out, what);
-  return out;
+  return Escaped(what);
 }
 
 // nlohmann parses through this iterator so that the handler knows how many header bytes the
@@ -629,23 +556,6 @@ Result<SafetensorsLayout> ParseSafetensors(ByteSpan file_bytes, const std::strin
                       LayOut(handler.entries(), in.offset(), in.remaining(), file_name));
   layout.metadata = std::move(handler.metadata());
   return layout;
-}
-
-std::string Quoted(std::string_view text) {
-  std::string out = "\"";
-  AppendEscaped(out, text);
-  return out + "\"";
-}
-
-bool IsValidUtf8(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const size_t n = Utf8SequenceLength(text, i);
-    if (n == 0)
-      return false;
-    i += n;
-  }
-  return true;
 }
 
 }  // namespace cw::safetensors

@@ -28,7 +28,6 @@
 #include <cstdint>
 #include <map>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "cw/error.h"
@@ -53,13 +52,5 @@ struct SafetensorsLayout {
 // Parses and validates a whole safetensors file held in memory. Reads no tensor data; the layout
 // it returns holds no views into `file_bytes`. `file_name` is used in error locations only.
 Result<SafetensorsLayout> ParseSafetensors(ByteSpan file_bytes, const std::string& file_name);
-
-// `text` in double quotes for an error message: quotes and backslashes escaped, control bytes and
-// invalid UTF-8 as \xNN, valid UTF-8 kept, cut after 200 bytes with "…".
-std::string Quoted(std::string_view text);
-
-// True when `text` is well-formed UTF-8 (no overlong forms, surrogates or code points past
-// U+10FFFF), as JSON text and the official reader require.
-bool IsValidUtf8(std::string_view text);
 
 }  // namespace cw::safetensors

@@ -5,8 +5,8 @@
 
 #include "engine/base/checked_math.h"
 #include "engine/base/limits.h"
+#include "engine/base/text.h"
 #include "engine/formats/common/write_tracker.h"
-#include "engine/formats/safetensors/safetensors_header.h"
 
 namespace cw::safetensors {
 namespace {

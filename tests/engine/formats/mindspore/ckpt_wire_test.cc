@@ -327,28 +327,9 @@ TEST_SUITE("formats.mindspore.wire") {
     }
   }
 
-  TEST_CASE("strict UTF-8 refuses overlong forms and surrogates and code points over U+10FFFF") {
-    CHECK(IsValidUtf8(""));
-    CHECK(IsValidUtf8("layers.0.w"));
-    CHECK(IsValidUtf8("\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80"));  // é 中 😀
-    CHECK_FALSE(IsValidUtf8("\xc0\xaf"));                        // overlong '/'
-    CHECK_FALSE(IsValidUtf8("\xe0\x80\xaf"));                    // overlong, 3 bytes
-    CHECK_FALSE(IsValidUtf8("\xed\xa0\x80"));                    // U+D800
-    CHECK_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));                // U+110000
-    CHECK_FALSE(IsValidUtf8("\xe4\xb8"));                        // cut short
-    CHECK_FALSE(IsValidUtf8("\x80"));                            // continuation first
-    CHECK_FALSE(IsValidUtf8("\xff"));
-  }
-
-  TEST_CASE("quoted text escapes control and stray bytes and is cut when long") {
-    CHECK(Quote("a\"b\\c") == "\"a\\\"b\\\\c\"");
-    CHECK(Quote("\x01\xc3\xa9") == "\"\\x01\xc3\xa9\"");
-    CHECK(Quote("\xff"
-                "a") == "\"\\xffa\"");
-    const std::string quoted = Quote(std::string(500, 'a'));
-    CHECK(quoted.size() < 110u);
-    CHECK(quoted.find("…") != std::string::npos);
+  TEST_CASE("hex numbers have a fixed count of lower-case digits") {
     CHECK(Hex(0x0a, 2) == "0x0a");
+    CHECK(Hex(0xdeadbeef, 8) == "0xdeadbeef");
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "checkpoint.pb.h"
 #include "engine/base/mapped_file.h"
+#include "engine/base/text.h"
 #include "engine/formats/common/write_tracker.h"
 #include "engine/formats/mindspore/ckpt_wire.h"
 #include "tests/support/ckpt_builder.h"

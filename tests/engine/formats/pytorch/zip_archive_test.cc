@@ -262,12 +262,6 @@ TEST_SUITE("formats.pytorch.zip_archive") {
     REQUIRE_FALSE(archive.ok());
     CHECK(archive.error().code() == ErrorCode::kUnsupported);
   }
-
-  TEST_CASE("quotes names for messages with bytes escaped and long ones cut") {
-    CHECK(Quote("a/b") == "\"a/b\"");
-    CHECK(Quote(std::string("x\n\"\xff", 4)) == "\"x\\x0a\\\"\\xff\"");
-    CHECK(Quote("abcdef", 3) == "\"abc\u2026\"");
-  }
 }
 
 }  // namespace

@@ -455,24 +455,6 @@ TEST_SUITE("formats.safetensors.header") {
       }
     }
   }
-
-  TEST_CASE("quotes text for messages, escaping control bytes and invalid UTF-8") {
-    CHECK(Quoted("a\"b\\c") == "\"a\\\"b\\\\c\"");
-    CHECK(Quoted(std::string("\n\x01\x7F", 3)) == "\"\\x0a\\x01\\x7f\"");
-    CHECK(Quoted("\xC3\xA9\xFF") == "\"\xC3\xA9\\xff\"");
-    CHECK(Quoted(std::string(300, 'x')) == "\"" + std::string(200, 'x') + "…\"");
-  }
-
-  TEST_CASE("validates UTF-8 strictly") {
-    CHECK(IsValidUtf8(""));
-    CHECK(IsValidUtf8("plain \xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"));
-    CHECK_FALSE(IsValidUtf8("\xC0\x80"));          // overlong NUL
-    CHECK_FALSE(IsValidUtf8("\xE0\x80\xAF"));      // overlong '/'
-    CHECK_FALSE(IsValidUtf8("\xED\xA0\x80"));      // surrogate
-    CHECK_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // past U+10FFFF
-    CHECK_FALSE(IsValidUtf8("\xE2\x82"));          // cut short
-    CHECK_FALSE(IsValidUtf8("\x80"));              // lone continuation byte
-  }
 }
 
 }  // namespace
