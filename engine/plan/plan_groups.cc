@@ -2,6 +2,7 @@
 // complete and each non-optional rule covers every value of its placeholders.
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "engine/plan/plan_context.h"
@@ -77,8 +78,9 @@ std::vector<std::string> MissingMembers(PlanContext& ctx, const Group& g, size_t
 // declared counts and value lists where known, else the values seen (integers 0..max seen).
 class Coverage {
  public:
-  Coverage(PlanContext& ctx, const ActiveRule& a, const std::vector<const Group*>& groups)
-      : ctx_(ctx), a_(a), groups_(groups) {}
+  Coverage(PlanContext& ctx, const ActiveRule& a, const std::vector<const Group*>& groups,
+           const std::vector<Group>& all_groups)
+      : ctx_(ctx), a_(a), groups_(groups), all_groups_(all_groups) {}
 
   std::vector<Bindings> Missing() {
     for (const Group* g : groups_)
@@ -120,6 +122,8 @@ class Coverage {
       else
         idents.insert(v.as_string());
     }
+    if (decl && decl->type.integer && !count)
+      max_seen = std::max(max_seen, MaxInScope(name, prefix));
     if (decl && decl->type.integer) {
       for (int64_t v = 0; v < count.value_or(max_seen + 1); ++v)
         out.push_back(Value::Int(v));
@@ -147,6 +151,44 @@ class Coverage {
     }
   }
 
+  // Without a declared count, the values of an integer placeholder are those any required rule
+  // of the same scope saw: a tensor missing from the last block is then missing, not unknown.
+  // The scope is the pattern text before the placeholder ("blocks." vs "decoder_blocks.") and the
+  // placeholders of the pattern (Swin's per-stage downsample has no {block} and exists in every
+  // stage but the last, so it is not held to the stages of the blocks); groups count only where
+  // they agree with the outer placeholders' values.
+  int64_t MaxInScope(const std::string& name, const Bindings& prefix) const {
+    const std::optional<std::string> scope = TextBefore(*a_.rule, name);
+    const std::vector<std::string> shape = a_.rule->side(ctx_.source)[0].placeholders();
+    int64_t max_seen = -1;
+    for (const Group& g : all_groups_) {
+      const ActiveRule& other = ctx_.active[g.active];
+      if (other.optional || other.tied || !g.key.count(name) ||
+          g.key.at(name).type() != ValueType::kInt || TextBefore(*other.rule, name) != scope ||
+          other.rule->side(ctx_.source)[0].placeholders() != shape) {
+        continue;
+      }
+      const bool agrees = std::all_of(prefix.begin(), prefix.end(), [&](const auto& kv) {
+        const auto it = g.key.find(kv.first);
+        return it == g.key.end() || it->second == kv.second;
+      });
+      if (agrees)
+        max_seen = std::max(max_seen, g.key.at(name).as_int());
+    }
+    return max_seen;
+  }
+
+  // The text of the rule's first source pattern up to `{name}`, nullopt when it has none.
+  std::optional<std::string> TextBefore(const Rule& rule, const std::string& name) const {
+    std::string text;
+    for (const PatternSegment& seg : rule.side(ctx_.source)[0].segments()) {
+      if (seg.kind == PatternSegment::Kind::kPlaceholder && seg.text == name)
+        return text;
+      text += seg.kind == PatternSegment::Kind::kLiteral ? seg.text : "{" + seg.text + "}";
+    }
+    return std::nullopt;
+  }
+
   bool Applies(const Bindings& b) {
     if (!a_.when_per_match)
       return true;
@@ -157,6 +199,7 @@ class Coverage {
   PlanContext& ctx_;
   const ActiveRule& a_;
   const std::vector<const Group*>& groups_;
+  const std::vector<Group>& all_groups_;
   std::set<std::string> seen_;
   std::vector<Bindings> missing_;
   uint64_t visited_ = 0;
@@ -172,7 +215,7 @@ void CheckCoverage(PlanContext& ctx, const std::vector<Group>& groups) {
       if (g.active == ai)
         mine.push_back(&g);
     }
-    const std::vector<Bindings> missing = Coverage(ctx, a, mine).Missing();
+    const std::vector<Bindings> missing = Coverage(ctx, a, mine, groups).Missing();
     if (missing.empty())
       continue;
     std::vector<std::string> names;

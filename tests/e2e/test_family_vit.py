@@ -252,11 +252,8 @@ class VitFamily(PthFamilyTest):
         self.assert_fails(["convert", "--rules", RULES, "--input", pth, "--output", self.path("m.ckpt")],
                           "blocks.1.mlp.fc2.bias")
 
-    # Missing engine feature: a placeholder without `count:` is checked per rule for values from 0
-    # without gaps, so a tensor missing from the LAST block goes unnoticed. Needed: the values a
-    # count-less placeholder takes in any rule form its domain, which every non-optional rule
-    # using it must cover (models.md §4.4, "every source tensor ... all members ... present").
-    @unittest.expectedFailure
+    # A placeholder without `count:` takes its values from every required rule of the same scope,
+    # so a tensor missing from the LAST block is missing, not unknown (docs/rules.md §8).
     def test_a_tensor_missing_from_the_last_block_fails_naming_it(self):
         model = vit_model(10)
         del model[f"blocks.{DEPTH - 1}.mlp.fc2.bias"]

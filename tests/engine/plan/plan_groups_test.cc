@@ -41,6 +41,23 @@ rules:
     ops: [{stack: {over: expert, axis: 0}}]
 )";
 
+const char* kBlocks = R"(
+placeholders: {block: int, stage: int}
+rules:
+  - {hf: "blocks.{block}.a", ms: "b.{block}.a"}
+  - {hf: "blocks.{block}.b", ms: "b.{block}.b"}
+  - {hf: "decoder_blocks.{block}.a", ms: "d.{block}.a"}
+  - {hf: "layers.{stage}.blocks.{block}.w", ms: "s.{stage}.{block}.w"}
+  - {hf: "layers.{stage}.down", ms: "s.{stage}.down"}
+)";
+
+std::vector<TensorInfo> BlockInventory(const std::vector<std::string>& names) {
+  std::vector<TensorInfo> inventory;
+  for (const std::string& n : names)
+    inventory.push_back(Info(n, DType::kF32, {2}));
+  return inventory;
+}
+
 TEST_SUITE("plan.plan_groups") {
   TEST_CASE("a missing expert makes its layer's group incomplete and is named") {
     const RuleSet rules = Rules(kMoe);
@@ -257,6 +274,41 @@ rules:
         rules, {Info("l.0.w", DType::kF32, {1}), Info("l.0.q.bias", DType::kF32, {1})}, {});
     REQUIRE_FALSE(partial.ok());
     CHECK(partial.error().message().find("missing l.0.k.bias") != std::string::npos);
+  }
+
+  TEST_CASE("without a count a tensor missing from the last block is named") {
+    const RuleSet rules = Rules(kBlocks);
+    const auto outcome =
+        CompilePlan(rules,
+                    BlockInventory({"blocks.0.a", "blocks.0.b", "blocks.1.a", "decoder_blocks.0.a",
+                                    "layers.0.blocks.0.w", "layers.1.blocks.0.w", "layers.0.down"}),
+                    Options(Direction::kForward));
+    REQUIRE_FALSE(outcome.errors.empty());
+    CHECK(AllMessages(outcome).find("blocks.1.b") != std::string::npos);
+    CHECK(AllMessages(outcome).find("decoder_blocks.1.a") == std::string::npos);
+    CHECK(AllMessages(outcome).find("layers.1.down") == std::string::npos);
+  }
+
+  TEST_CASE("without a count each scope keeps its own values: decoder blocks and downsamples") {
+    const RuleSet rules = Rules(kBlocks);
+    const auto outcome =
+        CompilePlan(rules,
+                    BlockInventory({"blocks.0.a", "blocks.0.b", "blocks.1.a", "blocks.1.b",
+                                    "decoder_blocks.0.a", "layers.0.blocks.0.w",
+                                    "layers.0.blocks.1.w", "layers.1.blocks.0.w", "layers.0.down"}),
+                    Options(Direction::kForward));
+    CHECK(AllMessages(outcome).empty());
+  }
+
+  TEST_CASE("without a count a block missing in one stage is named within that stage") {
+    const RuleSet rules = Rules(kBlocks);
+    const auto outcome =
+        CompilePlan(rules,
+                    BlockInventory({"blocks.0.a", "blocks.0.b", "decoder_blocks.0.a",
+                                    "layers.0.blocks.0.w", "layers.0.blocks.2.w", "layers.0.down"}),
+                    Options(Direction::kForward));
+    REQUIRE_FALSE(outcome.errors.empty());
+    CHECK(AllMessages(outcome).find("layers.0.blocks.1.w") != std::string::npos);
   }
 }
 
