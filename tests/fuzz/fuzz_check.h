@@ -13,6 +13,7 @@
 
 #include "cw/error.h"
 #include "engine/base/bytes.h"
+#include "engine/formats/checkpoint.h"
 
 namespace cw::fuzz {
 
@@ -47,6 +48,32 @@ inline void Touch(ByteSpan bytes) {
     folded = static_cast<uint8_t>(folded ^ static_cast<uint8_t>(b));
   volatile uint8_t sink = folded;
   (void)sink;
+}
+
+// The outcome of opening a checkpoint from fuzz input: a located error, or a reader of `format`
+// whose every tensor reads (or fails located) with exactly the byte size its dtype and shape give.
+inline void CheckOpened(const Result<std::unique_ptr<CheckpointReader>>& reader, FileFormat format,
+                        const std::string& file, size_t input_bytes) {
+  if (!reader.ok()) {
+    CheckLocated(reader.error(), file, input_bytes);
+    return;
+  }
+  const CheckpointReader& r = **reader;
+  Check(r.format() == format);
+  for (const SkippedValue& skipped : r.skipped())
+    Check(!skipped.description.empty());
+  for (size_t i = 0; i < r.tensors().size(); ++i) {
+    const TensorInfo& info = r.tensors()[i];
+    Check(ByteSize(info.dtype, info.shape) == info.byte_size);
+    Check(!r.FileOf(i).empty());
+    const auto tensor = r.Read(i);
+    if (!tensor.ok()) {
+      CheckLocated(tensor.error(), file, input_bytes);
+      continue;
+    }
+    Check(tensor->size() == info.byte_size);
+    Touch(tensor->bytes());
+  }
 }
 
 }  // namespace cw::fuzz

@@ -17,26 +17,7 @@ const std::string kFile = "fuzz.pt";
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using cw::fuzz::Check;
-  auto reader = cw::pytorch::OpenReaderFromBytes(cw::fuzz::InputBytes(data, size), kFile);
-  if (!reader.ok()) {
-    cw::fuzz::CheckLocated(reader.error(), kFile, size);
-    return 0;
-  }
-  const cw::CheckpointReader& r = **reader;
-  Check(r.format() == cw::FileFormat::kTorch);
-  for (const cw::SkippedValue& skipped : r.skipped())
-    Check(!skipped.description.empty());
-  for (size_t i = 0; i < r.tensors().size(); ++i) {
-    const cw::TensorInfo& info = r.tensors()[i];
-    Check(cw::ByteSize(info.dtype, info.shape) == info.byte_size);
-    const auto tensor = r.Read(i);
-    if (!tensor.ok()) {
-      cw::fuzz::CheckLocated(tensor.error(), kFile, size);
-      continue;
-    }
-    Check(tensor->size() == info.byte_size);
-    cw::fuzz::Touch(tensor->bytes());
-  }
+  cw::fuzz::CheckOpened(cw::pytorch::OpenReaderFromBytes(cw::fuzz::InputBytes(data, size), kFile),
+                        cw::FileFormat::kTorch, kFile, size);
   return 0;
 }
