@@ -13,7 +13,7 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
-from cw_testlib import SOURCE, TORCH_TO_CODE, read_safetensors, run, torch_bytes  # noqa: E402
+from cw_testlib import SOURCE, TORCH_TO_CODE, TempDirTest, read_safetensors, run, torch_bytes  # noqa: E402
 
 EXPECTED_DIR = os.path.join(SOURCE, "tests/e2e/expected")
 PROTOC = os.environ.get("CW_PROTOC", "protoc")
@@ -63,6 +63,18 @@ def read_hf_folder(path):
 def read_bin(path):
     return {k: (TORCH_TO_CODE[str(v.dtype)], list(v.shape), torch_bytes(v))
             for k, v in torch.load(path, weights_only=True).items()}
+
+
+class FamilyTestCase(TempDirTest):
+    """Base of the family tests: a temporary folder, and the failure check they all make."""
+
+    def assert_fails(self, args, code, *needles):
+        """The command exits with `code` and its message names every needle."""
+        p = run(*args, check=False)
+        self.assertEqual(p.returncode, code, p.stderr)
+        for needle in needles:
+            self.assertIn(needle, p.stderr)
+        return p
 
 
 def record(t):

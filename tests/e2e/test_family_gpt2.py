@@ -17,10 +17,9 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family_lib import (SOURCE, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
+from family_lib import (FamilyTestCase, SOURCE, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
                         read_hf_folder, record, run, seeded, seed_convert, write_hf_folder)
 from family_lib import convert as cw_convert  # noqa: E402
-from cw_testlib import TempDirTest  # noqa: E402
 
 RULES = os.path.join(SOURCE, "rules", "gpt2.yaml")
 
@@ -104,7 +103,7 @@ def file_bytes(path):
         return f.read()
 
 
-class Gpt2Test(TempDirTest):
+class Gpt2Test(FamilyTestCase):
     def original(self, name="orig", with_config=True, **kw):
         """The original release's layout: one unprefixed pytorch_model.bin (with config.json)."""
         folder = self.path(name)
@@ -134,12 +133,6 @@ class Gpt2Test(TempDirTest):
         cw_convert(RULES, ckpt, back, *extra, reverse=True)
         return back
 
-    def assert_fails(self, args, code, *needles):
-        p = run(*args, check=False)
-        self.assertEqual(p.returncode, code, p.stderr)
-        for needle in needles:
-            self.assertIn(needle, p.stderr)
-        return p
 
     def check_tensors(self, got, named, prefix="", layers=4):
         """Every converted tensor against its source or an independent torch computation."""

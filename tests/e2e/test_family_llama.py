@@ -16,11 +16,10 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family_lib import (SOURCE, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
+from family_lib import (FamilyTestCase, SOURCE, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
                         read_hf_folder, record, run, seeded, seed_convert, write_hf_folder,
                         write_safetensors)
 from family_lib import convert as cw_convert  # noqa: E402
-from cw_testlib import TempDirTest  # noqa: E402
 
 RULES = {f: os.path.join(SOURCE, "rules", f + ".yaml")
          for f in ("llama", "knowlm", "deepseek", "deepseek1_5", "qwen2")}
@@ -162,7 +161,7 @@ def file_bytes(path):
         return f.read()
 
 
-class FamilyTest(TempDirTest):
+class FamilyTest(FamilyTestCase):
     def fresh(self, name):
         """`name` in a new folder of its own: outputs never collide, and two outputs compared
         byte for byte can have the same file name (the torch writer records the stem)."""
@@ -189,12 +188,6 @@ class FamilyTest(TempDirTest):
         for name, record_ in want.items():
             self.assert_record(got[name], record_, f"{what} {name}")
 
-    def assert_fails(self, args, code, *needles):
-        p = run(*args, check=False)
-        self.assertEqual(p.returncode, code, p.stderr)
-        for needle in needles:
-            self.assertIn(needle, p.stderr)
-        return p
 
 
 class Registry(FamilyTest):

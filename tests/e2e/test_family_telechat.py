@@ -18,10 +18,9 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family_lib import (SOURCE, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
+from family_lib import (FamilyTestCase, SOURCE, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
                         record, run, seeded, seed_convert, write_hf_folder)
 from family_lib import convert as cw_convert  # noqa: E402
-from cw_testlib import TempDirTest  # noqa: E402
 
 RULES = {t: os.path.join(SOURCE, "rules", t + ".yaml") for t in ("telechat_7b", "telechat_12b")}
 
@@ -96,7 +95,7 @@ def file_bytes(path):
         return f.read()
 
 
-class TelechatTest(TempDirTest):
+class TelechatTest(FamilyTestCase):
     def build(self, variant, name=None, mutate=None):
         config, dtype, prefix, head, _, _ = VARIANTS[variant]
         folder = self.path(name or variant)
@@ -123,12 +122,6 @@ class TelechatTest(TempDirTest):
         cw_convert(RULES[rules], ckpt, back, *extra, reverse=True)
         return back
 
-    def assert_fails(self, args, code, *needles):
-        p = run(*args, check=False)
-        self.assertEqual(p.returncode, code, p.stderr)
-        for needle in needles:
-            self.assertIn(needle, p.stderr)
-        return p
 
 
 class Registry(TelechatTest):
