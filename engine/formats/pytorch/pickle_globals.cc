@@ -100,17 +100,20 @@ Result<ObjectId> PickleMachine::ResolveGlobal(std::string_view module, std::stri
                     " is not allowed: only torch tensors, storages, dtypes and plain containers "
                     "are read, and nothing is imported or run");
   }
-  CW_ASSIGN_OR_RETURN(const ObjectId id, NewText(Kind::kGlobal, std::move(full)));
-  obj(id).global = *kind;
+  if (const auto it = globals_.find(full); it != globals_.end())
+    return it->second;
+  CW_ASSIGN_OR_RETURN(const ObjectId id, NewText(Kind::kGlobal, full));
+  slot(id).global = *kind;
+  globals_.emplace(std::move(full), id);
   return id;
 }
 
 Result<ObjectId> PickleMachine::Invoke(ObjectId callable, const std::vector<ObjectId>& args) {
-  switch (obj(callable).global) {
+  switch (slot(callable).global) {
     case GlobalKind::kOrderedDict: {
       CW_RETURN_IF_ERROR(ArgCount(callable, args.size(), 0, 0));
       CW_ASSIGN_OR_RETURN(const ObjectId id, NewContainer(Kind::kDict, {}));
-      obj(id).ordered = true;
+      slot(id).ordered = true;
       return id;
     }
     case GlobalKind::kRebuildTensor:
@@ -141,12 +144,12 @@ Result<ObjectId> PickleMachine::Invoke(ObjectId callable, const std::vector<Obje
     case GlobalKind::kDType:
       break;
   }
-  return Fail(ErrorCode::kUnsupported, Quoted(obj(callable).text) + " cannot be called");
+  return Fail(ErrorCode::kUnsupported, Quoted(text(callable)) + " cannot be called");
 }
 
 Result<ObjectId> PickleMachine::RebuildTensor(ObjectId callable,
                                               const std::vector<ObjectId>& args) {
-  const GlobalKind kind = obj(callable).global;
+  const GlobalKind kind = slot(callable).global;
   // _rebuild_tensor(storage, offset, size, stride); v2 adds requires_grad, hooks[, metadata];
   // v3 adds dtype after the hooks.
   const size_t min = kind == GlobalKind::kRebuildTensor     ? 4
@@ -154,8 +157,8 @@ Result<ObjectId> PickleMachine::RebuildTensor(ObjectId callable,
                                                             : 7;
   const size_t max = kind == GlobalKind::kRebuildTensor ? 4 : min + 1;
   CW_RETURN_IF_ERROR(ArgCount(callable, args.size(), min, max));
-  PickleTensor tensor;
-  if (obj(args[0]).kind != Kind::kPersistentId) {
+  PickleTree::TensorSlot tensor;
+  if (slot(args[0]).kind != Kind::kPersistentId) {
     return Fail(ErrorCode::kCorrupt,
                 "the storage of a tensor is " + tree_.Describe(args[0]) + ", not a persistent id");
   }
@@ -163,31 +166,33 @@ Result<ObjectId> PickleMachine::RebuildTensor(ObjectId callable,
   CW_ASSIGN_OR_RETURN(tensor.storage_offset, NonNegative(args[1], "storage offset"));
   CW_ASSIGN_OR_RETURN(tensor.shape, Dims(args[2], "size"));
   CW_ASSIGN_OR_RETURN(tensor.stride, Dims(args[3], "stride"));
-  if (tensor.shape.size() != tensor.stride.size()) {
-    return Fail(ErrorCode::kCorrupt, "a tensor has " + std::to_string(tensor.shape.size()) +
-                                         " sizes but " + std::to_string(tensor.stride.size()) +
+  const uint32_t rank = slot(tensor.shape).span.count;
+  if (rank != slot(tensor.stride).span.count) {
+    return Fail(ErrorCode::kCorrupt, "a tensor has " + std::to_string(rank) + " sizes but " +
+                                         std::to_string(slot(tensor.stride).span.count) +
                                          " strides");
   }
   if (kind == GlobalKind::kRebuildTensorV3) {
-    const Object& dtype = obj(args[6]);
+    const Slot& dtype = slot(args[6]);
     if (dtype.kind != Kind::kGlobal || dtype.global != GlobalKind::kDType)
       return Fail(ErrorCode::kCorrupt, "the dtype of a tensor is " + tree_.Describe(args[6]));
-    const std::string_view name = dtype.text;
+    const std::string_view name = text(args[6]);
     tensor.dtype = DTypeFromTorch(name.substr(6));  // after "torch."
     if (!tensor.dtype)
-      return Fail(ErrorCode::kUnsupported, "dtype " + dtype.text + " is not supported");
+      return Fail(ErrorCode::kUnsupported, "dtype " + std::string(name) + " is not supported");
   }
   // The optional last argument holds conjugate/negative bits; values would need changing.
   if (args.size() == max && kind != GlobalKind::kRebuildTensor) {
-    const Object& metadata = obj(args.back());
-    if (metadata.kind != Kind::kDict || !metadata.items.empty()) {
+    const Slot& metadata = slot(args.back());
+    if (metadata.kind != Kind::kDict || metadata.span.count != 0) {
       return Fail(ErrorCode::kUnsupported,
                   "tensor metadata (" + tree_.Describe(args.back()) + ") is not supported");
     }
   }
+  CW_RETURN_IF_ERROR(Charge(sizeof(tensor) + sizeof(Slot)));
   CW_ASSIGN_OR_RETURN(const ObjectId id, New(Kind::kTensor));
-  obj(id).int_value = static_cast<int64_t>(tree_.tensors_.size());
-  tree_.tensors_.push_back(std::move(tensor));
+  slot(id).int_value = static_cast<int64_t>(tree_.tensors_.size());
+  tree_.tensors_.push_back(tensor);
   return id;
 }
 
@@ -195,8 +200,8 @@ Result<ObjectId> PickleMachine::RebuildTensor(ObjectId callable,
 // tensors and Parameters are read, and Python attributes in `state` are dropped.
 Result<ObjectId> PickleMachine::FromType(ObjectId callable, const std::vector<ObjectId>& args) {
   CW_RETURN_IF_ERROR(ArgCount(callable, args.size(), 4, 4));
-  const Object& func = obj(args[0]);
-  const Object& type = obj(args[1]);
+  const Slot& func = slot(args[0]);
+  const Slot& type = slot(args[1]);
   if (func.kind != Kind::kGlobal || !IsTensorFunction(func.global)) {
     return Fail(ErrorCode::kUnsupported,
                 "_rebuild_from_type_v2 of " + tree_.Describe(args[0]) + " is not allowed");
@@ -206,97 +211,95 @@ Result<ObjectId> PickleMachine::FromType(ObjectId callable, const std::vector<Ob
     return Fail(ErrorCode::kUnsupported,
                 "tensor subclass " + tree_.Describe(args[1]) + " is not supported");
   }
-  if (obj(args[2]).kind != Kind::kTuple)
+  if (slot(args[2]).kind != Kind::kTuple)
     return Fail(ErrorCode::kCorrupt, "_rebuild_from_type_v2 arguments are not a tuple");
-  const std::vector<ObjectId> inner = obj(args[2]).items;
-  return Invoke(args[0], inner);
+  return Invoke(args[0], ItemsOf(args[2]));
 }
 
 Result<ObjectId> PickleMachine::MakeBytes(ObjectId callable, const std::vector<ObjectId>& args) {
-  const bool encode = obj(callable).global == GlobalKind::kCodecsEncode;
+  const bool encode = slot(callable).global == GlobalKind::kCodecsEncode;
   CW_RETURN_IF_ERROR(ArgCount(callable, args.size(), encode ? 2 : 0, 2));
   if (args.empty())
     return NewText(Kind::kBytes, "");
-  if (args.size() == 1 && obj(args[0]).kind == Kind::kBytes)
-    return NewText(Kind::kBytes, obj(args[0]).text);
+  if (args.size() == 1 && slot(args[0]).kind == Kind::kBytes)
+    return NewText(Kind::kBytes, std::string(text(args[0])));  // a copy: the buffer may move
   // Python 3 pickles bytes for protocol 2 as encode(<str of code points < 256>, "latin1").
-  const bool latin1 = args.size() == 2 && obj(args[1]).kind == Kind::kStr &&
-                      (obj(args[1]).text == "latin1" || obj(args[1]).text == "latin-1");
-  if (obj(args[0]).kind != Kind::kStr || !latin1) {
+  const bool latin1 = args.size() == 2 && slot(args[1]).kind == Kind::kStr &&
+                      (text(args[1]) == "latin1" || text(args[1]) == "latin-1");
+  if (slot(args[0]).kind != Kind::kStr || !latin1) {
     return Fail(ErrorCode::kUnsupported,
-                Quoted(obj(callable).text) + " is only read with a string and \"latin1\"");
+                Quoted(text(callable)) + " is only read with a string and \"latin1\"");
   }
-  auto bytes = Utf8ToLatin1(obj(args[0]).text);
+  const auto bytes = Utf8ToLatin1(text(args[0]));
   if (!bytes)
     return Fail(ErrorCode::kCorrupt, "a latin1 string has characters above U+00FF");
-  return NewText(Kind::kBytes, std::move(*bytes));
+  return NewText(Kind::kBytes, *bytes);
 }
 
 Result<ObjectId> PickleMachine::MakeSet(ObjectId callable, const std::vector<ObjectId>& args) {
   CW_RETURN_IF_ERROR(ArgCount(callable, args.size(), 0, 1));
   if (args.empty())
     return NewContainer(Kind::kSet, {});
-  const Kind kind = obj(args[0]).kind;
+  const Kind kind = slot(args[0]).kind;
   if (kind != Kind::kList && kind != Kind::kTuple && kind != Kind::kSet)
     return Fail(ErrorCode::kUnsupported, "a set made from " + tree_.Describe(args[0]));
-  const std::vector<ObjectId> items = obj(args[0]).items;
-  return NewContainer(Kind::kSet, items);
+  return NewContainer(Kind::kSet, ItemsOf(args[0]));
 }
 
 Result<ObjectId> PickleMachine::MakeSize(ObjectId callable, const std::vector<ObjectId>& args) {
   CW_RETURN_IF_ERROR(ArgCount(callable, args.size(), 0, 1));
   if (args.empty())
     return NewContainer(Kind::kTuple, {});
-  const Kind kind = obj(args[0]).kind;
+  const Kind kind = slot(args[0]).kind;
   if (kind != Kind::kList && kind != Kind::kTuple)
     return Fail(ErrorCode::kCorrupt, "torch.Size of " + tree_.Describe(args[0]));
-  const std::vector<ObjectId> items = obj(args[0]).items;
-  return NewContainer(Kind::kTuple, items);
+  return NewContainer(Kind::kTuple, ItemsOf(args[0]));
 }
 
 // torch.device("cuda", 0) becomes the string "cuda:0": devices are only ever reported.
 Result<ObjectId> PickleMachine::MakeDevice(ObjectId callable, const std::vector<ObjectId>& args) {
   CW_RETURN_IF_ERROR(ArgCount(callable, args.size(), 1, 2));
-  if (obj(args[0]).kind != Kind::kStr)
+  if (slot(args[0]).kind != Kind::kStr)
     return Fail(ErrorCode::kCorrupt, "torch.device of " + tree_.Describe(args[0]));
-  std::string name = obj(args[0]).text;
-  if (args.size() == 2 && obj(args[1]).kind == Kind::kInt)
-    name += ":" + std::to_string(obj(args[1]).int_value);
-  return NewText(Kind::kStr, std::move(name));
+  std::string name(text(args[0]));
+  if (args.size() == 2 && slot(args[1]).kind == Kind::kInt)
+    name += ":" + std::to_string(slot(args[1]).int_value);
+  return NewText(Kind::kStr, name);
 }
 
 Result<ObjectId> PickleMachine::TensorArgument(ObjectId callable, const std::vector<ObjectId>& args,
                                                size_t min_args, size_t max_args) {
   CW_RETURN_IF_ERROR(ArgCount(callable, args.size(), min_args, max_args));
-  if (obj(args[0]).kind != Kind::kTensor) {
+  if (slot(args[0]).kind != Kind::kTensor) {
     return Fail(ErrorCode::kCorrupt,
-                Quoted(obj(callable).text) + " of " + tree_.Describe(args[0]) + ", not a tensor");
+                Quoted(text(callable)) + " of " + tree_.Describe(args[0]) + ", not a tensor");
   }
   return args[0];
 }
 
-Result<std::vector<uint64_t>> PickleMachine::Dims(ObjectId id, const char* what) {
-  const Object& o = obj(id);
-  if (o.kind != Kind::kTuple && o.kind != Kind::kList) {
+// A tensor's size or stride as a tuple of non-negative ints: the tuple itself, or a copy of a
+// list, which a later APPEND could change.
+Result<ObjectId> PickleMachine::Dims(ObjectId id, const char* what) {
+  const Kind kind = slot(id).kind;
+  if (kind != Kind::kTuple && kind != Kind::kList) {
     return Fail(ErrorCode::kCorrupt,
                 std::string("the ") + what + " of a tensor is " + tree_.Describe(id));
   }
-  if (o.items.size() > limits::kMaxRank) {
-    return Fail(ErrorCode::kLimitExceeded, "a tensor of rank " + std::to_string(o.items.size()) +
+  const Items items = tree_.ItemsOf(slot(id));
+  if (items.size() > limits::kMaxRank) {
+    return Fail(ErrorCode::kLimitExceeded, "a tensor of rank " + std::to_string(items.size()) +
                                                " is over the cap of " +
                                                std::to_string(limits::kMaxRank));
   }
-  std::vector<uint64_t> dims;
-  dims.reserve(o.items.size());
-  for (const ObjectId item : o.items) {
-    CW_ASSIGN_OR_RETURN(const uint64_t dim, NonNegative(item, what));
-    dims.push_back(dim);
-  }
-  return dims;
+  for (const ObjectId item : items)
+    CW_RETURN_IF_ERROR(NonNegative(item, what).status());
+  if (kind == Kind::kTuple)
+    return id;
+  return NewContainer(Kind::kTuple, ItemsOf(id));
 }
 
 Result<uint64_t> PickleMachine::NonNegative(ObjectId id, const char* what) {
-  const Object& o = obj(id);
+  const Slot& o = slot(id);
   if (o.kind != Kind::kInt || o.int_value < 0) {
     return Fail(ErrorCode::kCorrupt, std::string("a tensor ") + what + " is " + tree_.Describe(id) +
                                          ", not a non-negative int");
@@ -309,8 +312,8 @@ Status PickleMachine::ArgCount(ObjectId callable, size_t got, size_t min, size_t
     return OkStatus();
   const std::string range =
       min == max ? std::to_string(min) : std::to_string(min) + " to " + std::to_string(max);
-  return Fail(ErrorCode::kCorrupt, Quoted(obj(callable).text) + " takes " + range +
-                                       " arguments, not " + std::to_string(got));
+  return Fail(ErrorCode::kCorrupt, Quoted(text(callable)) + " takes " + range + " arguments, not " +
+                                       std::to_string(got));
 }
 
 }  // namespace cw::pytorch

@@ -94,10 +94,18 @@ Result<PickleTree> ReadPickle(const PickleSource& source, const PickleLimits& li
 }
 
 Result<PickleTree> PickleMachine::Run() {
+  // Offsets are kept in 32 bits.
+  const uint64_t max_bytes = std::min<uint64_t>(limits_.max_pickle_bytes, UINT32_MAX);
   while (!stopped_) {
     op_at_ = in_.position();
-    auto code = in_.ReadU8();
-    Status status = code.ok() ? Step(*code) : code.status();
+    Status status = OkStatus();
+    if (op_at_ >= max_bytes) {
+      status = Fail(ErrorCode::kLimitExceeded,
+                    "the pickle goes on past the cap of " + std::to_string(max_bytes) + " bytes");
+    } else {
+      auto code = in_.ReadU8();
+      status = code.ok() ? Step(*code) : code.status();
+    }
     if (!status.ok())
       return std::move(status).error().With("reading " + Where());
   }
@@ -169,10 +177,13 @@ Status PickleMachine::Control(uint8_t code) {
 Status PickleMachine::Number(uint8_t code) {
   switch (code) {
     case op::kNone:
-      return PushNew(Kind::kNone);
     case op::kNewTrue:
-    case op::kNewFalse:
-      return PushNew(Kind::kBool, code == op::kNewTrue ? 1 : 0);
+    case op::kNewFalse: {
+      CW_ASSIGN_OR_RETURN(const ObjectId id, code == op::kNone
+                                                 ? Constant(Kind::kNone)
+                                                 : Constant(Kind::kBool, code == op::kNewTrue));
+      return Push(id);
+    }
     case op::kBinInt1: {
       CW_ASSIGN_OR_RETURN(const uint8_t v, in_.ReadU8());
       return PushNew(Kind::kInt, v);
@@ -208,13 +219,13 @@ Status PickleMachine::Number(uint8_t code) {
 }
 
 Status PickleMachine::Text(uint8_t code) {
-  std::string text;
+  ObjectId id = 0;
   if (code == op::kString || code == op::kUnicode) {
     CW_ASSIGN_OR_RETURN(const std::string_view line, ReadLine());
     auto decoded = code == op::kString ? DecodeQuoted(line) : DecodeRawUnicodeEscape(line);
     if (!decoded)
       return Fail(ErrorCode::kCorrupt, "bad string literal " + Quoted(line, 40));
-    text = std::move(*decoded);
+    CW_ASSIGN_OR_RETURN(id, NewText(Kind::kStr, *decoded));
   } else {
     const int width = code == op::kShortBinUnicode || code == op::kShortBinString ? 1
                       : code == op::kBinUnicode8                                  ? 8
@@ -222,13 +233,13 @@ Status PickleMachine::Text(uint8_t code) {
                                                                                   : 4;
     CW_ASSIGN_OR_RETURN(const uint64_t n, ReadLength(width));
     CW_ASSIGN_OR_RETURN(const ByteSpan bytes, in_.ReadBytes(n));
-    text = AsChars(bytes);
+    const std::string_view text = AsChars(bytes);
     // Python decodes these as UTF-8 (surrogates passed through); Python 2 strings are kept as is.
     const bool unicode = code != op::kBinString && code != op::kShortBinString;
     if (unicode && !IsSurrogatePassUtf8(text))
       return Fail(ErrorCode::kCorrupt, "string " + Quoted(text, 40) + " is not valid UTF-8");
+    CW_ASSIGN_OR_RETURN(id, NewText(Kind::kStr, text));
   }
-  CW_ASSIGN_OR_RETURN(const ObjectId id, NewText(Kind::kStr, std::move(text)));
   return Push(id);
 }
 
@@ -236,7 +247,7 @@ Status PickleMachine::Binary(uint8_t code) {
   const int width = code == op::kShortBinBytes ? 1 : code == op::kBinBytes ? 4 : 8;
   CW_ASSIGN_OR_RETURN(const uint64_t n, ReadLength(width));
   CW_ASSIGN_OR_RETURN(const ByteSpan bytes, in_.ReadBytes(n));
-  CW_ASSIGN_OR_RETURN(const ObjectId id, NewText(Kind::kBytes, std::string(AsChars(bytes))));
+  CW_ASSIGN_OR_RETURN(const ObjectId id, NewText(Kind::kBytes, AsChars(bytes)));
   return Push(id);
 }
 
@@ -264,11 +275,11 @@ Status PickleMachine::Container(uint8_t code) {
     default:
       break;
   }
-  std::vector<ObjectId> items;
+  std::span<const ObjectId> items;
   if (code == op::kTuple1 || code == op::kTuple2 || code == op::kTuple3) {
-    CW_ASSIGN_OR_RETURN(items, PopN(code - op::kTuple1 + 1u));
+    CW_ASSIGN_OR_RETURN(items, TopN(code - op::kTuple1 + 1u));
   } else {
-    CW_ASSIGN_OR_RETURN(items, PopMark());
+    CW_ASSIGN_OR_RETURN(items, AboveMark());
   }
   const Kind kind = code == op::kList        ? Kind::kList
                     : code == op::kDict      ? Kind::kDict
@@ -277,34 +288,38 @@ Status PickleMachine::Container(uint8_t code) {
   if (kind == Kind::kDict && items.size() % 2 != 0)
     return Fail(ErrorCode::kCorrupt, "DICT with an odd number of items");
   CW_ASSIGN_OR_RETURN(const ObjectId id, NewContainer(kind, items));
+  Drop(items.size());
   return Push(id);
 }
 
 Status PickleMachine::Fill(uint8_t code) {
-  std::vector<ObjectId> items;
+  std::span<const ObjectId> items;
   if (code == op::kAppend) {
-    CW_ASSIGN_OR_RETURN(items, PopN(1));
+    CW_ASSIGN_OR_RETURN(items, TopN(1));
   } else if (code == op::kSetItem) {
-    CW_ASSIGN_OR_RETURN(items, PopN(2));
+    CW_ASSIGN_OR_RETURN(items, TopN(2));
   } else {
-    CW_ASSIGN_OR_RETURN(items, PopMark());
+    CW_ASSIGN_OR_RETURN(items, AboveMark());
   }
-  CW_ASSIGN_OR_RETURN(const ObjectId target, Top());
+  CW_ASSIGN_OR_RETURN(const ObjectId target, Below(items));
   const Kind want = code == op::kAppend || code == op::kAppends ? Kind::kList
                     : code == op::kAddItems                     ? Kind::kSet
                                                                 : Kind::kDict;
-  if (obj(target).kind != want)
+  if (slot(target).kind != want)
     return Fail(ErrorCode::kUnsupported, "cannot add items to " + tree_.Describe(target));
   if (want == Kind::kDict && items.size() % 2 != 0)
     return Fail(ErrorCode::kCorrupt, "SETITEMS with an odd number of items");
-  for (const ObjectId item : items)
-    CW_RETURN_IF_ERROR(Adopt(target, item));
+  CW_RETURN_IF_ERROR(AddItems(target, items));
+  Drop(items.size());
   return OkStatus();
 }
 
 Status PickleMachine::StackOp(uint8_t code) {
-  if (code == op::kPopMark)
-    return PopMark().status();
+  if (code == op::kPopMark) {
+    CW_ASSIGN_OR_RETURN(const std::span<const ObjectId> items, AboveMark());
+    Drop(items.size());
+    return OkStatus();
+  }
   if (code == op::kDup) {
     CW_ASSIGN_OR_RETURN(const ObjectId top, Top());
     return Push(top);
@@ -319,7 +334,7 @@ Status PickleMachine::StackOp(uint8_t code) {
 }
 
 Status PickleMachine::Memo(uint8_t code) {
-  uint64_t index = memo_.size();  // MEMOIZE
+  uint64_t index = memo_count_;  // MEMOIZE
   if (code == op::kPut || code == op::kGet) {
     CW_ASSIGN_OR_RETURN(const std::string_view line, ReadLine());
     auto parsed = ParseNumberLine(line, false, false);
@@ -332,18 +347,11 @@ Status PickleMachine::Memo(uint8_t code) {
     CW_ASSIGN_OR_RETURN(index, in_.ReadU32());
   }
   if (code == op::kGet || code == op::kBinGet || code == op::kLongBinGet) {
-    const auto it = memo_.find(index);
-    if (it == memo_.end())
-      return Fail(ErrorCode::kCorrupt, "memo entry " + std::to_string(index) + " is not set");
-    return Push(it->second);
+    CW_ASSIGN_OR_RETURN(const ObjectId id, MemoGet(index));
+    return Push(id);
   }
   CW_ASSIGN_OR_RETURN(const ObjectId top, Top());
-  if (!memo_.contains(index) && memo_.size() >= limits_.max_memo_entries) {
-    return Fail(ErrorCode::kLimitExceeded, "more than " + std::to_string(limits_.max_memo_entries) +
-                                               " memo entries (the cap)");
-  }
-  memo_[index] = top;  // the id, not a copy: later changes to the object show through
-  return OkStatus();
+  return MemoPut(index, top);  // the id, not a copy: later changes to the object show through
 }
 
 Status PickleMachine::Global(uint8_t code) {
@@ -355,9 +363,9 @@ Status PickleMachine::Global(uint8_t code) {
   } else {
     CW_ASSIGN_OR_RETURN(const ObjectId name, Pop());
     CW_ASSIGN_OR_RETURN(const ObjectId module, Pop());
-    if (obj(module).kind != Kind::kStr || obj(name).kind != Kind::kStr)
+    if (slot(module).kind != Kind::kStr || slot(name).kind != Kind::kStr)
       return Fail(ErrorCode::kCorrupt, "STACK_GLOBAL needs two strings");
-    CW_ASSIGN_OR_RETURN(id, ResolveGlobal(obj(module).text, obj(name).text));
+    CW_ASSIGN_OR_RETURN(id, ResolveGlobal(text(module), text(name)));
   }
   return Push(id);
 }
@@ -365,24 +373,22 @@ Status PickleMachine::Global(uint8_t code) {
 Status PickleMachine::Call(uint8_t code) {
   if (code == op::kNewObjEx) {
     CW_ASSIGN_OR_RETURN(const ObjectId kwargs, Pop());
-    if (obj(kwargs).kind != Kind::kDict || !obj(kwargs).items.empty())
+    if (slot(kwargs).kind != Kind::kDict || slot(kwargs).span.count != 0)
       return Fail(ErrorCode::kUnsupported, "NEWOBJ_EX with keyword arguments is not supported");
   }
   CW_ASSIGN_OR_RETURN(const ObjectId args, Pop());
   CW_ASSIGN_OR_RETURN(const ObjectId callable, Pop());
-  if (obj(callable).kind != Kind::kGlobal)
+  if (slot(callable).kind != Kind::kGlobal)
     return Fail(ErrorCode::kUnsupported, "cannot call " + tree_.Describe(callable));
-  if (obj(args).kind != Kind::kTuple) {
+  if (slot(args).kind != Kind::kTuple) {
     return Fail(ErrorCode::kCorrupt,
                 "call arguments are " + tree_.Describe(args) + ", not a tuple");
   }
   // NEWOBJ is cls.__new__(cls, *args); torch uses it for Parameter only.
-  if (code != op::kReduce && obj(callable).global != GlobalKind::kParameter) {
-    return Fail(ErrorCode::kUnsupported,
-                "NEWOBJ of " + Quoted(obj(callable).text) + " is not allowed");
+  if (code != op::kReduce && slot(callable).global != GlobalKind::kParameter) {
+    return Fail(ErrorCode::kUnsupported, "NEWOBJ of " + Quoted(text(callable)) + " is not allowed");
   }
-  const std::vector<ObjectId> items = obj(args).items;
-  CW_ASSIGN_OR_RETURN(const ObjectId result, Invoke(callable, items));
+  CW_ASSIGN_OR_RETURN(const ObjectId result, Invoke(callable, ItemsOf(args)));
   return Push(result);
 }
 
@@ -391,7 +397,7 @@ Status PickleMachine::Call(uint8_t code) {
 Status PickleMachine::Build() {
   CW_RETURN_IF_ERROR(Pop().status());  // the state, ignored
   CW_ASSIGN_OR_RETURN(const ObjectId target, Top());
-  const Object& t = obj(target);
+  const Slot& t = slot(target);
   if ((t.kind == Kind::kDict && t.ordered) || t.kind == Kind::kTensor)
     return OkStatus();
   return Fail(ErrorCode::kUnsupported, "BUILD on " + tree_.Describe(target) + " is not allowed");
@@ -401,11 +407,11 @@ Status PickleMachine::PersistentId(uint8_t code) {
   ObjectId id = 0;
   if (code == op::kPersId) {
     CW_ASSIGN_OR_RETURN(const std::string_view line, ReadLine());
-    CW_ASSIGN_OR_RETURN(id, NewText(Kind::kStr, std::string(line)));
+    CW_ASSIGN_OR_RETURN(id, NewText(Kind::kStr, line));
   } else {
     CW_ASSIGN_OR_RETURN(id, Pop());
   }
-  CW_ASSIGN_OR_RETURN(const ObjectId ref, NewContainer(Kind::kPersistentId, {id}));
+  CW_ASSIGN_OR_RETURN(const ObjectId ref, NewContainer(Kind::kPersistentId, {&id, 1}));
   return Push(ref);
 }
 

@@ -23,13 +23,18 @@
 //
 // Objects live in an arena (PickleTree) and are referred to by ObjectId; the memo and the stack
 // hold ids, so a dict memoized empty and filled later is seen filled through every BINGET, and
-// self-referencing containers cannot leak. Stack depth, memo size, object count and container
-// nesting are capped (PickleLimits); string and byte lengths are checked against the input left.
+// self-referencing containers cannot leak. Stack depth, memo size and container nesting are capped
+// (PickleLimits); so is the arena, to a fixed number of bytes per pickle byte read: each value
+// takes 16 bytes, container items 4 bytes in a shared pool, strings their length in a shared
+// buffer, and None, True, False, () and each global exist once.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cw/error.h"
@@ -79,16 +84,39 @@ enum class GlobalKind : uint8_t {
   kByteArray,
 };
 
+// A container's items: a view of ids in the tree, valid while it lives and is not moved.
+class Items {
+ public:
+  using Iterator = std::deque<ObjectId>::const_iterator;
+
+  Items() = default;
+  Items(Iterator begin, size_t size) : begin_(begin), size_(size) {}
+  Iterator begin() const { return begin_; }
+  Iterator end() const { return begin_ + static_cast<ptrdiff_t>(size_); }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  // REQUIRES: i < size()
+  ObjectId operator[](size_t i) const { return begin_[static_cast<ptrdiff_t>(i)]; }
+
+ private:
+  Iterator begin_{};
+  size_t size_ = 0;
+};
+
+// One value as readers see it, decoded from the tree's compact storage. `text` and `items` view
+// the tree: valid while it lives and is not moved.
 struct Object {
   Kind kind = Kind::kNone;
   GlobalKind global = GlobalKind::kOrderedDict;  // kGlobal only
   bool ordered = false;                          // kDict made by collections.OrderedDict
-  uint32_t depth = 0;                            // container nesting seen so far (0 for scalars)
-  uint64_t offset = 0;    // offset of the opcode that made it, from the pickle's start
-  int64_t int_value = 0;  // kBool, kInt; kTensor: index into the tree's tensors
-  double float_value = 0;
-  std::string text;             // kStr, kBytes; kGlobal: "module.name"
-  std::vector<ObjectId> items;  // tuple/list/set items; dict keys and values alternating
+  // Offset of the opcode that made it, from the pickle's start. None, True, False, () and
+  // globals are made once: theirs is the first opcode that made them.
+  uint64_t offset = 0;
+  int64_t int_value = 0;   // kBool, kInt
+  double float_value = 0;  // kFloat
+  std::string_view text;   // kStr, kBytes; kGlobal: "module.name"
+  // Tuple/list/set items; dict keys and values alternating; kPersistentId: items[0] is the id.
+  Items items;
 };
 
 // The arguments of a _rebuild_tensor* call, checked: offsets and strides in elements.
@@ -100,38 +128,78 @@ struct PickleTensor {
   std::optional<DType> dtype;  // _rebuild_tensor_v3's dtype argument
 };
 
-// The unpickled value: an arena of objects.
+// The unpickled value: an arena of objects. Immutable once ReadPickle returns it.
 class PickleTree {
  public:
   ObjectId root() const { return root_; }
   // REQUIRES: id < size()
-  const Object& at(ObjectId id) const { return objects_[id]; }
-  size_t size() const { return objects_.size(); }
+  Object at(ObjectId id) const;
+  size_t size() const { return slots_.size(); }
   // REQUIRES: at(id).kind == Kind::kTensor
-  const PickleTensor& tensor(ObjectId id) const {
-    return tensors_[static_cast<size_t>(objects_[id].int_value)];
-  }
+  PickleTensor tensor(ObjectId id) const;
   // Bytes read, STOP included; data after it (legacy files: the next pickle) is not read.
   uint64_t consumed_bytes() const { return consumed_bytes_; }
+  // Bytes of memory the arena holds: its values, item pool, string buffer and tensor records,
+  // counted by whole allocation blocks and capacities. At most PickleLimits::arena_base_bytes +
+  // arena_bytes_per_byte * consumed_bytes(), plus one 512-byte block per pool.
+  uint64_t arena_bytes() const;
 
   // A short description for reports: "int 3", "str \"adam\"", "list of 2 items", "None".
   std::string Describe(ObjectId id) const;
 
  private:
   friend class PickleMachine;
-  std::vector<Object> objects_;
-  std::vector<PickleTensor> tensors_;
+  // Where a string lies in text_, or a container's items in items_.
+  struct Span {  // trivial, to be a union member
+    uint32_t start;
+    uint32_t count;
+  };
+  // One value in 16 bytes: the arena's memory per pickle byte follows from this size.
+  struct Slot {
+    uint32_t offset = 0;  // pickle offsets fit: ReadPickle stops at PickleLimits::max_pickle_bytes
+    Kind kind = Kind::kNone;
+    GlobalKind global = GlobalKind::kOrderedDict;
+    bool ordered = false;
+    uint8_t depth = 0;  // container nesting seen so far (0 for scalars), at most 255
+    union {
+      int64_t int_value = 0;  // kBool, kInt; kTensor: index into tensors_
+      double float_value;     // kFloat
+      Span span;              // kStr, kBytes, kGlobal: in text_; containers, kPersistentId: items_
+    };
+  };
+  // A tensor record; size and stride are tuples of non-negative ints (never changed later).
+  struct TensorSlot {
+    ObjectId storage = 0;
+    ObjectId shape = 0;
+    ObjectId stride = 0;
+    std::optional<DType> dtype;
+    uint64_t storage_offset = 0;
+  };
+
+  std::string_view TextOf(const Slot& slot) const {
+    return std::string_view(text_).substr(slot.span.start, slot.span.count);
+  }
+  Items ItemsOf(const Slot& slot) const {
+    return {items_.begin() + slot.span.start, slot.span.count};
+  }
+
+  // Deques, so that growing never copies what is there nor holds two copies at once.
+  std::deque<Slot> slots_;
+  std::deque<ObjectId> items_;
+  std::string text_;
+  std::deque<TensorSlot> tensors_;
   ObjectId root_ = 0;
   uint64_t consumed_bytes_ = 0;
 };
 
 struct PickleLimits {
+  uint64_t max_pickle_bytes = limits::kMaxPickleBytes;      // at most 2**32 - 1
   uint64_t max_stack_depth = limits::kMaxPickleStackDepth;  // values and marks together
   uint64_t max_memo_entries = limits::kMaxPickleMemoEntries;
-  // torch writes about 20 objects per tensor; this allows a million tensors and bounds memory
-  // to a few GiB whatever the input.
-  uint64_t max_objects = 50'000'000;
-  uint64_t max_nesting_depth = limits::kMaxNestingDepth;
+  uint64_t max_nesting_depth = limits::kMaxNestingDepth;  // at most 255
+  // The arena may hold arena_base_bytes + arena_bytes_per_byte * (pickle bytes read so far).
+  uint64_t arena_bytes_per_byte = limits::kPickleArenaBytesPerByte;
+  uint64_t arena_base_bytes = limits::kPickleArenaBaseBytes;
 };
 
 struct PickleSource {

@@ -213,8 +213,13 @@ Result<Indexed> ReadZip(ByteSpan bytes, const std::string& file) {
     return Error(ErrorCode::kCorrupt, "no " + Quoted(prefix + "data.pkl") + " record",
                  FileLocation(file));
   }
-  CW_ASSIGN_OR_RETURN(const TensorData pickle,
-                      archive.ReadSmall(*pickle_entry, limits::kMaxPickleBytes));
+  // Inflating is the one way a small file could ask for a large pickle, hence the file's size.
+  const uint64_t pickle_cap =
+      pickle_entry->method == kZipStored
+          ? limits::kMaxPickleBytes
+          : std::min(limits::kMaxPickleBytes,
+                     std::max<uint64_t>(bytes.size(), limits::kMinInflatedPickleCapBytes));
+  CW_ASSIGN_OR_RETURN(const TensorData pickle, archive.ReadSmall(*pickle_entry, pickle_cap));
   PickleSource source{pickle.bytes(), file, pickle_entry->data_offset, pickle_entry->name};
   if (pickle_entry->method != kZipStored) {  // offsets then count in the inflated bytes
     source.file = file + " (inflated " + pickle_entry->name + ")";
@@ -241,7 +246,7 @@ Result<Indexed> ReadZip(ByteSpan bytes, const std::string& file) {
 Status CheckLegacyHeader(const std::vector<PickleTree>& trees,
                          const std::vector<PickleSource>& sources) {
   const PickleTree& protocol = trees[1];
-  const Object& version = protocol.at(protocol.root());
+  const Object version = protocol.at(protocol.root());
   if (version.kind != Kind::kInt || version.int_value != kLegacyProtocol) {
     return Error(ErrorCode::kUnsupported,
                  "legacy torch protocol " + protocol.Describe(protocol.root()) + " is not read",
@@ -249,10 +254,10 @@ Status CheckLegacyHeader(const std::vector<PickleTree>& trees,
   }
   const PickleTree& sys_info = trees[2];
   const PickleSource& sys_source = sources[2];
-  const Object& info = sys_info.at(sys_info.root());
+  const Object info = sys_info.at(sys_info.root());
   for (size_t i = 0; info.kind == Kind::kDict && i + 1 < info.items.size(); i += 2) {
-    const Object& key = sys_info.at(info.items[i]);
-    const Object& value = sys_info.at(info.items[i + 1]);
+    const Object key = sys_info.at(info.items[i]);
+    const Object value = sys_info.at(info.items[i + 1]);
     if (key.kind == Kind::kStr && key.text == "little_endian" &&
         (value.kind != Kind::kBool || value.int_value == 0)) {
       return Error(ErrorCode::kUnsupported, "big-endian legacy torch files are not read",
@@ -264,7 +269,7 @@ Status CheckLegacyHeader(const std::vector<PickleTree>& trees,
 
 // After the main pickle: the list of storage keys, then each storage as an int64 count and data.
 Status ReadLegacyStorages(const PickleTree& keys, ByteReader& in, Indexed& indexed) {
-  const Object& list = keys.at(keys.root());
+  const Object list = keys.at(keys.root());
   if (list.kind != Kind::kList) {
     return in.Fail(ErrorCode::kCorrupt,
                    "the legacy storage key list is " + keys.Describe(keys.root()));
@@ -275,8 +280,8 @@ Status ReadLegacyStorages(const PickleTree& keys, ByteReader& in, Indexed& index
   indexed.records.resize(indexed.state.storages.size());
   std::vector<bool> seen(indexed.state.storages.size(), false);
   for (const ObjectId item : list.items) {
-    const Object& key = keys.at(item);
-    const auto it = key.kind == Kind::kStr ? by_key.find(key.text) : by_key.end();
+    const Object key = keys.at(item);
+    const auto it = key.kind == Kind::kStr ? by_key.find(std::string(key.text)) : by_key.end();
     if (it == by_key.end() || seen[it->second]) {
       return in.Fail(ErrorCode::kCorrupt, "storage " + keys.Describe(item) +
                                               " is listed but no tensor uses it, or listed twice");
@@ -329,8 +334,9 @@ Result<std::unique_ptr<CheckpointReader>> Open(ByteSpan bytes, std::string file,
   CW_ASSIGN_OR_RETURN(const Container container, Detect(bytes, file));
   CW_ASSIGN_OR_RETURN(Indexed indexed, container == Container::kZip ? ReadZip(bytes, file)
                                                                     : ReadLegacy(bytes, file));
-  CW_ASSIGN_OR_RETURN(std::vector<TensorLayout> layouts,
-                      LayOut(indexed.state, indexed.records, indexed.pickle_file, file));
+  CW_ASSIGN_OR_RETURN(
+      std::vector<TensorLayout> layouts,
+      LayOut(indexed.state, indexed.records, indexed.pickle_file, file, bytes.size()));
   return std::unique_ptr<CheckpointReader>(std::make_unique<TorchReader>(
       std::move(file), std::move(mapping), std::move(indexed.state), std::move(layouts)));
 }

@@ -17,7 +17,13 @@ namespace {
 class Indexer {
  public:
   Indexer(const PickleTree& tree, const PickleSource& source, bool legacy)
-      : tree_(tree), source_(source), legacy_(legacy) {}
+      : tree_(tree),
+        source_(source),
+        legacy_(legacy),
+        budget_(CheckedAdd(limits::kStateDictIndexBaseBytes,
+                           CheckedMul(limits::kStateDictIndexBytesPerByte, tree.consumed_bytes())
+                               .value_or(UINT64_MAX))
+                    .value_or(UINT64_MAX)) {}
 
   Result<StateDict> Run();
 
@@ -27,7 +33,9 @@ class Indexer {
   Status AddTensor(std::string name, ObjectId tensor);
   Result<size_t> Declare(ObjectId pid, const std::optional<DType>& v3_dtype);
   Result<StorageDecl> ParseId(ObjectId pid, const std::optional<DType>& v3_dtype);
-  std::string DescribeSkipped(ObjectId value) const;
+  Status Skip(ObjectId at, std::string name, std::string description);
+  Status Charge(ObjectId at, uint64_t bytes);
+  std::string DescribeSkipped(ObjectId value);
   Error Fail(ObjectId at, ErrorCode code, std::string message) const {
     return Error(code, std::move(message),
                  ByteLocation(source_.file, source_.file_offset + tree_.at(at).offset));
@@ -41,6 +49,12 @@ class Indexer {
   std::unordered_set<std::string> names_;
   std::vector<ObjectId> path_;  // dicts being walked, to stop on cycles and deep nesting
   uint64_t leaf_count_ = 0;
+  // Names repeat a dict's prefix for every value below it, and a shared dict is walked once per
+  // path, so the names and records made are charged against the pickle's size.
+  uint64_t budget_;
+  uint64_t charged_ = 0;
+  // Tensors held by each list or tuple described, counted once however often it is shared.
+  std::unordered_map<ObjectId, size_t> tensors_in_;
 };
 
 Result<StateDict> Indexer::Run() {
@@ -62,10 +76,10 @@ Status Indexer::Walk(ObjectId dict, const std::string& prefix) {
   if (std::find(path_.begin(), path_.end(), dict) != path_.end())
     return Fail(dict, ErrorCode::kCorrupt, "a dict contains itself");
   path_.push_back(dict);
-  const std::vector<ObjectId>& items = tree_.at(dict).items;
+  const Items items = tree_.at(dict).items;
   for (size_t i = 0; i + 1 < items.size(); i += 2) {
-    const Object& key = tree_.at(items[i]);
-    std::string name = key.kind == Kind::kStr   ? key.text
+    const Object key = tree_.at(items[i]);
+    std::string name = key.kind == Kind::kStr   ? std::string(key.text)
                        : key.kind == Kind::kInt ? std::to_string(key.int_value)
                                                 : "[" + tree_.Describe(items[i]) + "]";
     if (!prefix.empty())
@@ -76,8 +90,8 @@ Status Indexer::Walk(ObjectId dict, const std::string& prefix) {
                       std::to_string(limits::kMaxNameBytes) + " bytes");
     }
     if (key.kind != Kind::kStr && key.kind != Kind::kInt) {
-      state_.skipped.push_back(
-          {std::move(name), "a value under a " + tree_.Describe(items[i]) + " key"});
+      CW_RETURN_IF_ERROR(
+          Skip(items[i], std::move(name), "a value under a " + tree_.Describe(items[i]) + " key"));
       continue;
     }
     CW_RETURN_IF_ERROR(AddValue(std::move(name), items[i + 1]));
@@ -92,23 +106,45 @@ Status Indexer::AddValue(std::string name, ObjectId value) {
     return Fail(value, ErrorCode::kLimitExceeded,
                 "more than " + std::to_string(limits::kMaxTensorCount) + " values (the cap)");
   }
-  const Object& o = tree_.at(value);
+  const Object o = tree_.at(value);
   if (o.kind == Kind::kDict && !o.items.empty())
     return Walk(value, name);
   if (o.kind == Kind::kTensor)
     return AddTensor(std::move(name), value);
-  state_.skipped.push_back({std::move(name), DescribeSkipped(value)});
+  return Skip(value, std::move(name), DescribeSkipped(value));
+}
+
+Status Indexer::Skip(ObjectId at, std::string name, std::string description) {
+  CW_RETURN_IF_ERROR(Charge(at, sizeof(SkippedValue) + name.size() + description.size()));
+  state_.skipped.push_back({std::move(name), std::move(description)});
   return OkStatus();
 }
 
-std::string Indexer::DescribeSkipped(ObjectId value) const {
+Status Indexer::Charge(ObjectId at, uint64_t bytes) {
+  if (bytes <= budget_ && charged_ <= budget_ - bytes) {
+    charged_ += bytes;
+    return OkStatus();
+  }
+  return Fail(at, ErrorCode::kLimitExceeded,
+              "the flattened names and skipped values take over " + std::to_string(budget_) +
+                  " bytes, the cap of " + std::to_string(limits::kStateDictIndexBytesPerByte) +
+                  " per pickle byte (" + std::to_string(tree_.consumed_bytes()) + ") plus " +
+                  std::to_string(limits::kStateDictIndexBaseBytes));
+}
+
+std::string Indexer::DescribeSkipped(ObjectId value) {
   std::string text = tree_.Describe(value);
-  const Object& o = tree_.at(value);
+  const Object o = tree_.at(value);
   if (o.kind != Kind::kList && o.kind != Kind::kTuple)
     return text;
-  const auto tensors = std::count_if(o.items.begin(), o.items.end(), [&](ObjectId item) {
-    return tree_.at(item).kind == Kind::kTensor;
-  });
+  const auto [it, inserted] = tensors_in_.emplace(value, 0);
+  if (inserted) {
+    it->second =
+        static_cast<size_t>(std::count_if(o.items.begin(), o.items.end(), [&](ObjectId item) {
+          return tree_.at(item).kind == Kind::kTensor;
+        }));
+  }
+  const size_t tensors = it->second;
   if (tensors > 0) {
     text += " (holding " + std::to_string(tensors) + (tensors == 1 ? " tensor" : " tensors") +
             ", not read)";
@@ -117,9 +153,12 @@ std::string Indexer::DescribeSkipped(ObjectId value) const {
 }
 
 Status Indexer::AddTensor(std::string name, ObjectId tensor) {
+  const PickleTensor t = tree_.tensor(tensor);
+  // The name is kept twice (entry and names_), size and stride once each.
+  CW_RETURN_IF_ERROR(Charge(
+      tensor, sizeof(TensorEntry) + 2 * name.size() + 2 * t.shape.size() * sizeof(uint64_t)));
   if (!names_.insert(name).second)
     return Fail(tensor, ErrorCode::kCorrupt, "two tensors are named " + Quoted(name));
-  const PickleTensor& t = tree_.tensor(tensor);
   CW_ASSIGN_OR_RETURN(const size_t storage, Declare(t.storage, t.dtype));
   TensorEntry entry;
   entry.info.name = std::move(name);
@@ -164,9 +203,9 @@ Result<size_t> Indexer::Declare(ObjectId pid, const std::optional<DType>& v3_dty
 
 Result<StorageDecl> Indexer::ParseId(ObjectId pid, const std::optional<DType>& v3_dtype) {
   const ObjectId id = tree_.at(pid).items[0];
-  const Object& tuple = tree_.at(id);
+  const Object tuple = tree_.at(id);
   const size_t arity = legacy_ ? 6 : 5;
-  const auto item = [&](size_t i) -> const Object& { return tree_.at(tuple.items[i]); };
+  const auto item = [&](size_t i) { return tree_.at(tuple.items[i]); };
   if (tuple.kind != Kind::kTuple || tuple.items.size() != arity || item(0).kind != Kind::kStr ||
       item(0).text != "storage" || item(1).kind != Kind::kGlobal ||
       item(1).global != GlobalKind::kStorageType || item(2).kind != Kind::kStr ||
@@ -179,10 +218,10 @@ Result<StorageDecl> Indexer::ParseId(ObjectId pid, const std::optional<DType>& v
   if (legacy_ && item(5).kind != Kind::kNone)
     return Fail(pid, ErrorCode::kUnsupported, "storage views of pre-0.4 torch files are not read");
   StorageDecl decl;
-  decl.key = item(2).text;
+  decl.key = std::string(item(2).text);
   decl.numel = static_cast<uint64_t>(item(4).int_value);
   decl.pid_offset = source_.file_offset + tree_.at(pid).offset;
-  const std::string& type = item(1).text;
+  const std::string type(item(1).text);
   const std::string_view type_name = type;  // "torch.FloatStorage", "torch.storage.UntypedStorage"
   const std::string_view class_name = type_name.substr(type_name.rfind('.') + 1);
   if (class_name == "UntypedStorage") {
@@ -235,7 +274,12 @@ Result<StateDict> IndexStateDict(const PickleTree& tree, const PickleSource& sou
 
 Result<std::vector<TensorLayout>> LayOut(const StateDict& state,
                                          const std::vector<StorageRecord>& records,
-                                         const std::string& pickle_file, const std::string& file) {
+                                         const std::string& pickle_file, const std::string& file,
+                                         uint64_t file_bytes) {
+  // A few bytes of storage may be expanded to any size, and Read() allocates and fills a copy of
+  // each expanded tensor: capping them all together bounds both memory and time.
+  const uint64_t expanded_cap = std::max(file_bytes, limits::kMinExpandedTensorCapBytes);
+  uint64_t expanded_bytes = 0;
   std::vector<TensorLayout> layouts;
   layouts.reserve(state.tensors.size());
   for (const TensorEntry& tensor : state.tensors) {
@@ -262,14 +306,18 @@ Result<std::vector<TensorLayout>> LayOut(const StateDict& state,
                        Quoted(tensor.info.name) + " needs " + std::to_string(*extent),
                    ByteLocation(file, record.file_offset));
     }
-    if (tensor.info.byte_size > record.bytes.size() &&
-        tensor.info.byte_size > kMaxExpandedTensorBytes) {
-      return Error(ErrorCode::kLimitExceeded,
-                   "expanded tensor " + Quoted(tensor.info.name) + " of " +
-                       std::to_string(tensor.info.byte_size) + " bytes over a record of " +
-                       std::to_string(record.bytes.size()) + " is over the cap of " +
-                       std::to_string(kMaxExpandedTensorBytes),
-                   ByteLocation(pickle_file, tensor.pickle_offset));
+    if (tensor.info.byte_size > record.bytes.size()) {
+      expanded_bytes = CheckedAdd(expanded_bytes, tensor.info.byte_size).value_or(UINT64_MAX);
+      if (expanded_bytes > expanded_cap) {
+        return Error(ErrorCode::kLimitExceeded,
+                     "expanded tensor " + Quoted(tensor.info.name) + " of " +
+                         std::to_string(tensor.info.byte_size) + " bytes over a record of " +
+                         std::to_string(record.bytes.size()) +
+                         " takes the copies of expanded tensors over the cap of " +
+                         std::to_string(expanded_cap) + " bytes (the file's size or " +
+                         std::to_string(limits::kMinExpandedTensorCapBytes) + ", the larger)",
+                     ByteLocation(pickle_file, tensor.pickle_offset));
+      }
     }
     layout.contiguous = IsContiguous(tensor.info.shape, tensor.stride);
     layouts.push_back(std::move(layout));

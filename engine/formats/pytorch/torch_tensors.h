@@ -10,8 +10,9 @@
 //
 // LayOut then checks each tensor against its storage record: the extent
 //   (storage_offset + sum((size_i - 1) * stride_i) + 1) * element_size
-// must fit both the declared storage and the record's bytes (zero-size tensors need none), and a
-// tensor larger than its record may not exceed kMaxExpandedTensorBytes.
+// must fit both the declared storage and the record's bytes (zero-size tensors need none), and the
+// tensors larger than their records (expanded: stride 0), which Read() materializes, may together
+// be no larger than the file or limits::kMinExpandedTensorCapBytes, whichever is larger.
 // Contiguous tensors are views into the record; others are copied in C order by CopyStrided.
 #pragma once
 
@@ -26,10 +27,6 @@
 #include "engine/tensor/tensor.h"
 
 namespace cw::pytorch {
-
-// A tensor larger than its storage record (expanded: stride 0) is materialized by Read(); this
-// bounds that copy, since no input size does. Real expanded tensors are a few KiB.
-inline constexpr uint64_t kMaxExpandedTensorBytes = 1ull << 30;
 
 // One storage key as the persistent ids declare it.
 struct StorageDecl {
@@ -56,7 +53,9 @@ struct StateDict {
 };
 
 // `source` is the one `tree` was read from (errors give its file offsets); `legacy` expects
-// the 6-item persistent ids of the pre-1.6 format.
+// the 6-item persistent ids of the pre-1.6 format. The names and skipped values made may take
+// limits::kStateDictIndexBytesPerByte per pickle byte plus kStateDictIndexBaseBytes; beyond is
+// kLimitExceeded, as shared or deeply prefixed dicts repeat long names for every value.
 Result<StateDict> IndexStateDict(const PickleTree& tree, const PickleSource& source, bool legacy);
 
 // The bytes holding one storage, and where they are for messages.
@@ -76,11 +75,13 @@ struct TensorLayout {
 };
 
 // `pickle_file` names the byte space of the pickle's offsets (the file itself unless data.pkl
-// was inflated), `file` the one of the records.
+// was inflated), `file` the one of the records, `file_bytes` its size, which bounds the copies of
+// expanded tensors together.
 // REQUIRES: records.size() == state.storages.size(), in the same order.
 Result<std::vector<TensorLayout>> LayOut(const StateDict& state,
                                          const std::vector<StorageRecord>& records,
-                                         const std::string& pickle_file, const std::string& file);
+                                         const std::string& pickle_file, const std::string& file,
+                                         uint64_t file_bytes);
 
 // Gathers `info`'s elements from `layout` into `out` in C order.
 // REQUIRES: LayOut accepted the layout; out.size() == info.byte_size > 0.

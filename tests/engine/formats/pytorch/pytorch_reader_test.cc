@@ -411,11 +411,48 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
                ErrorCode::kCorrupt, zip.data_offsets[0] + pickle.size() - 3);
   }
 
-  TEST_CASE("an expanded tensor over the copy cap is refused as a limit at the tensor") {
-    const TensorSpec huge{"huge", "FloatStorage", "0", 2, 0, {int64_t{1} << 28, 2}, {0, 1}};
-    const std::string pickle = test::pt::StateDictPickle({huge});
+  TEST_CASE(
+      "an expanded tensor over 64 MiB from a small file is refused as a limit at the tensor") {
+    const int64_t rows = int64_t{64} << 17;  // rows of 2 floats: 64 MiB, then one row more
+    const auto pos = [](int64_t n) {
+      return TensorSpec{"pos", "FloatStorage", "0", 2, 0, {n, 2}, {0, 1}};
+    };
+    CHECK(OpenBytes(
+              test::pt::TorchZip(test::pt::StateDictPickle({pos(rows)}), {{"0", Floats({1, 2})}})
+                  .bytes)
+              .ok());
+    const std::string pickle = test::pt::StateDictPickle({pos(rows + 1)});
     const test::pt::BuiltZip zip = test::pt::TorchZip(pickle, {{"0", Floats({1, 2})}});
     CheckError(zip.bytes, ErrorCode::kLimitExceeded, zip.data_offsets[0] + pickle.size() - 3);
+  }
+
+  TEST_CASE("a deflated data.pkl larger than its file and 16 MiB is refused before inflating") {
+    const std::string pickle =
+        PickleBuilder().Proto().EmptyDict().bytes() + std::string(16 << 20, 'N') + ".";
+    test::pt::ZipBuilder zip;
+    zip.Add("a/data.pkl", pickle, true).Add("a/version", "3");
+    CheckError(zip.Build().bytes, ErrorCode::kLimitExceeded, 0);
+  }
+
+  TEST_CASE("dicts that repeat long names for every value are refused before they take GBs") {
+    // Twelve levels of a dict holding the one below twice: 4096 values whose names, each 2.4 kB,
+    // would take 10 MB from a pickle of 2.5 kB. Short keys make the same values in 100 kB.
+    const auto shared = [](const std::string& key) {
+      PickleBuilder p;
+      p.Proto().EmptyDict().Str("leaf").None().SetItem().Put(0);
+      for (uint32_t level = 1; level <= 12; ++level) {
+        p.EmptyDict().Mark().Str(key + "a").Get(level - 1).Str(key + "b").Get(level - 1);
+        p.SetItems().Put(level);
+      }
+      return test::pt::TorchZip(p.Stop().bytes(), {}).bytes;
+    };
+    const std::string long_names = shared(std::string(200, 'k'));
+    auto refused = OpenBytes(long_names);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code() == ErrorCode::kLimitExceeded);
+    CHECK(refused.error().where().file == "t.pt");
+    CHECK(*refused.error().where().offset < long_names.size());
+    CHECK(OpenBytesOk(shared("k"))->skipped().size() == 4096);
   }
 
   TEST_CASE("two dtypes on one storage key are corrupt") {

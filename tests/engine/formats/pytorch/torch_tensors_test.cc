@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include "engine/base/limits.h"
 #include "engine/formats/pytorch/pytorch_reader.h"
 #include "tests/support/test_files.h"
 
@@ -113,7 +114,62 @@ void CompareWithTorch(const std::string& path, const std::vector<Expected>& expe
   }
 }
 
+// One float32 storage "0" of two elements at file offset 500, and over it "pos" of shape
+// [rows, 2] with stride [0, 1]: each row is the same two elements, as torch's expand() makes.
+struct Expanded {
+  std::vector<float> storage = {1, 2};
+  StateDict state;
+  std::vector<StorageRecord> records;
+
+  explicit Expanded(uint64_t rows) {
+    state.storages.push_back({"0", DType::kF32, 2, 4, 8, 0});
+    TensorEntry entry;
+    entry.info = {"pos", DType::kF32, {rows, 2}, rows * 8};
+    entry.stride = {0, 1};
+    entry.pickle_offset = 77;
+    state.tensors.push_back(entry);
+    records.push_back({std::as_bytes(std::span(storage)), "t/data/0", 500});
+  }
+  Result<std::vector<TensorLayout>> LayOut(uint64_t file_bytes) const {
+    return pytorch::LayOut(state, records, "t.pt", "t.pt", file_bytes);
+  }
+};
+
 TEST_SUITE("formats.pytorch.torch_tensors") {
+  TEST_CASE("an expanded tensor may take 64 MiB from a small file and no more, at the tensor") {
+    constexpr uint64_t kRows = limits::kMinExpandedTensorCapBytes / 8;
+    const auto fits = Expanded(kRows).LayOut(1000);
+    REQUIRE(fits.ok());
+    CHECK_FALSE(fits->front().contiguous);
+    const auto over = Expanded(kRows + 1).LayOut(1000);
+    REQUIRE_FALSE(over.ok());
+    CHECK(over.error().code() == ErrorCode::kLimitExceeded);
+    CHECK(over.error().where().file == "t.pt");
+    CHECK(over.error().where().offset == 77u);
+  }
+
+  TEST_CASE("expanded tensors together may take no more than one may, at the tensor over it") {
+    constexpr uint64_t kRows = limits::kMinExpandedTensorCapBytes / 16;  // half the cap each
+    Expanded two(kRows);
+    two.state.tensors.push_back(two.state.tensors.front());
+    two.state.tensors.back().info.name = "pos2";
+    CHECK(two.LayOut(1000).ok());
+    two.state.tensors.back().info.shape[0] = kRows + 1;
+    two.state.tensors.back().info.byte_size = (kRows + 1) * 8;
+    two.state.tensors.back().pickle_offset = 99;
+    const auto over = two.LayOut(1000);
+    REQUIRE_FALSE(over.ok());
+    CHECK(over.error().code() == ErrorCode::kLimitExceeded);
+    CHECK(over.error().where().offset == 99u);
+  }
+
+  TEST_CASE("an expanded tensor may take as many bytes as its file has when that is more") {
+    constexpr uint64_t kFileBytes = 3 * limits::kMinExpandedTensorCapBytes;
+    CHECK(Expanded(kFileBytes / 8).LayOut(kFileBytes).ok());
+    CHECK(Expanded(kFileBytes / 8 + 1).LayOut(kFileBytes).error().code() ==
+          ErrorCode::kLimitExceeded);
+  }
+
   TEST_CASE("copies a permuted 3-d tensor into C order") {
     std::vector<int16_t> storage(24);
     for (int16_t i = 0; i < 24; ++i)
