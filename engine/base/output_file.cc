@@ -1,34 +1,97 @@
 #include "engine/base/output_file.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
-#include <mutex>
-#include <set>
+#include <ctime>
+#include <string_view>
+
+#include "engine/base/mapped_file.h"
 
 namespace cw {
 namespace fs = std::filesystem;
 namespace {
 
-std::mutex& RegistryMutex() {
-  static std::mutex m;
-  return m;
+// Temporaries are listed in a fixed table of path buffers, because RemoveAllTemporaries() runs in
+// a SIGBUS handler, where neither locks nor allocation are safe. A slot is claimed by a compare and
+// swap before its buffer is written or read, so the remover and the owners never share a buffer.
+enum SlotState : int { kFree, kClaimed, kListed };
+struct TempSlot {
+  std::atomic<int> state{kFree};
+  std::array<char, PATH_MAX> path{};
+};
+// An output needs one temporary (two while a folder replaces an old one): room for many at once.
+constexpr size_t kMaxTemporaries = 64;
+std::array<TempSlot, kMaxTemporaries> temporaries;
+
+bool Claim(TempSlot& slot, int from) {
+  return slot.state.compare_exchange_strong(from, kClaimed, std::memory_order_acquire);
 }
-std::set<std::string>& Registry() {
-  static std::set<std::string> r;
-  return r;
+
+// False when the table is full or the path too long for the system to create anyway.
+bool Register(const fs::path& p) {
+  const std::string& s = p.native();
+  if (s.size() >= PATH_MAX)
+    return false;
+  for (TempSlot& slot : temporaries) {
+    if (Claim(slot, kFree)) {
+      std::memcpy(slot.path.data(), s.c_str(), s.size() + 1);
+      slot.state.store(kListed, std::memory_order_release);
+      return true;
+    }
+  }
+  return false;
 }
-void Register(const fs::path& p) {
-  std::lock_guard lock(RegistryMutex());
-  Registry().insert(p.string());
-}
+
 void Unregister(const fs::path& p) {
-  std::lock_guard lock(RegistryMutex());
-  Registry().erase(p.string());
+  for (TempSlot& slot : temporaries) {
+    if (Claim(slot, kListed)) {
+      const bool mine = std::strcmp(slot.path.data(), p.c_str()) == 0;
+      slot.state.store(mine ? kFree : kListed, std::memory_order_release);
+      if (mine)
+        return;
+    }
+  }
+}
+
+Error TooManyTemporaries(const fs::path& target) {
+  return Error(ErrorCode::kLimitExceeded,
+               "cannot list the temporary output: too many outputs at once, or a path over " +
+                   std::to_string(PATH_MAX) + " bytes",
+               FileLocation(target.string()));
+}
+
+// Removes a file or a folder tree with system calls only (no allocation, no locks): entries are
+// read with getdents64 into a stack buffer. A folder output is flat, so the depth cap only stops a
+// loop. A pass that races with a writer adding a file leaves the folder non-empty: pass again.
+void RemoveTree(int dir_fd, const char* name, int depth) {
+  if (::unlinkat(dir_fd, name, 0) == 0 || errno != EISDIR || depth > 8)
+    return;
+  for (int pass = 0; pass < 8; ++pass) {
+    const int fd = ::openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+      return;
+    alignas(struct dirent64) std::array<char, 2048> buffer{};
+    for (ssize_t n; (n = ::getdents64(fd, buffer.data(), buffer.size())) > 0;) {
+      for (ssize_t at = 0; at < n;) {
+        const auto* entry = reinterpret_cast<const struct dirent64*>(buffer.data() + at);
+        at += entry->d_reclen;
+        const std::string_view child(entry->d_name);
+        if (child != "." && child != "..")
+          RemoveTree(fd, entry->d_name, depth + 1);
+      }
+    }
+    ::close(fd);
+    if (::unlinkat(dir_fd, name, AT_REMOVEDIR) == 0 || errno != ENOTEMPTY)
+      return;
+  }
 }
 
 fs::path TempNameFor(const fs::path& target) {
@@ -61,7 +124,8 @@ Status CheckTarget(const fs::path& target, bool replace_existing) {
 Result<OutputFile> OutputFile::Create(const fs::path& target, bool replace_existing) {
   CW_RETURN_IF_ERROR(CheckTarget(target, replace_existing));
   const fs::path temp = TempNameFor(target);
-  Register(temp);
+  if (!Register(temp))
+    return TooManyTemporaries(target);
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
     Unregister(temp);
@@ -109,6 +173,13 @@ Status OutputFile::WriteAt(uint64_t offset, ByteSpan bytes) const {
     if (n < 0) {
       if (errno == EINTR)
         continue;
+      // The kernel reports a read past the end of a mapped input that shrank as EFAULT, where a
+      // read in user space gets SIGBUS: the input is at fault, not the output.
+      const char* input = errno == EFAULT ? MappedInputAt(bytes.data()) : nullptr;
+      if (input != nullptr) {
+        return Error(ErrorCode::kIo, std::string(kInputChangedMessage) + " (truncated?)",
+                     FileLocation(input));
+      }
       return OsError("cannot write at byte " + std::to_string(offset));
     }
     if (n == 0) {
@@ -152,7 +223,8 @@ Result<OutputDir> OutputDir::Create(const fs::path& target_in, bool replace_exis
   const bool empty_folder = fs::is_directory(target, ec) && fs::is_empty(target, ec);
   CW_RETURN_IF_ERROR(CheckTarget(target, replace_existing || empty_folder));
   const fs::path staging = TempNameFor(target);
-  Register(staging);
+  if (!Register(staging))
+    return TooManyTemporaries(target);
   if (::mkdir(staging.c_str(), 0755) != 0) {
     Unregister(staging);
     return Error(ErrorCode::kIo,
@@ -189,7 +261,8 @@ Status OutputDir::Commit() {
                    FileLocation(target_.string()));
     }
     old = TempNameFor(target_);
-    Register(old);
+    if (!Register(old))
+      return TooManyTemporaries(target_);
     fs::rename(target_, old, ec);
     if (ec) {
       Unregister(old);
@@ -212,12 +285,28 @@ Status OutputDir::Commit() {
 }
 
 void RemoveAllTemporaries() {
-  std::lock_guard lock(RegistryMutex());
-  for (const std::string& p : Registry()) {
-    std::error_code ec;
-    fs::remove_all(p, ec);
+  // A second caller (SIGBUS in a worker while the interrupt thread cleans up) waits for the first,
+  // since both exit the process as soon as this returns.
+  static std::atomic_flag busy;
+  const timespec pause{0, 1000000};
+  if (busy.test_and_set(std::memory_order_acquire)) {
+    while (busy.test(std::memory_order_acquire))
+      ::nanosleep(&pause, nullptr);
+    return;
   }
-  Registry().clear();
+  for (TempSlot& slot : temporaries) {
+    for (;;) {
+      if (Claim(slot, kListed)) {
+        RemoveTree(AT_FDCWD, slot.path.data(), 0);
+        slot.state.store(kFree, std::memory_order_release);
+        break;
+      }
+      if (slot.state.load(std::memory_order_acquire) == kFree)
+        break;
+      ::nanosleep(&pause, nullptr);  // an owner holds it for a string copy or compare
+    }
+  }
+  busy.clear(std::memory_order_release);
 }
 
 }  // namespace cw

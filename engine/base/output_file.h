@@ -28,6 +28,7 @@ class OutputFile {
   ~OutputFile();
 
   // Thread-safe positional write (pwrite); a short write or ENOSPC is an error naming the target.
+  // Bytes from a mapped input that shrank meanwhile give kIo naming that input instead.
   Status WriteAt(uint64_t offset, ByteSpan bytes) const;
   // Sets the final size up front so that positional writes may arrive in any order.
   Status Resize(uint64_t size) const;
@@ -73,7 +74,9 @@ class OutputDir {
   bool committed_ = false;
 };
 
-// Removes every temporary file and folder still registered. Safe to call from any thread.
+// Removes every temporary file and folder still registered. Safe to call from any thread and
+// async-signal-safe (system calls only), for the SIGINT/SIGTERM thread and the SIGBUS handler.
+// At most 64 temporaries are listed at once; Create() beyond that fails with kLimitExceeded.
 void RemoveAllTemporaries();
 
 }  // namespace cw

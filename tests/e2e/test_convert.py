@@ -3,11 +3,7 @@
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
 import torch
@@ -221,57 +217,6 @@ class Failures(TempDirTest):
                 "--output", os.path.join(folder, "model.safetensors"), "--force", check=False)
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertEqual(read_hf_folder(folder), read_hf_folder(QWEN))
-
-    def mount_tmpfs(self, options):
-        if os.geteuid() != 0:
-            self.skipTest("mounting a file system needs root")
-        mnt = self.path("mnt")
-        os.mkdir(mnt)
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", mnt]).returncode != 0:
-            self.skipTest("cannot mount tmpfs here")
-        self.addCleanup(subprocess.run, ["umount", mnt])
-        return mnt
-
-    def test_a_read_only_output_folder_fails_with_nothing_left(self):
-        if os.geteuid() == 0:
-            mnt = self.mount_tmpfs("ro,size=1m")
-        else:
-            mnt = self.path("ro")
-            os.mkdir(mnt, 0o500)
-        self.assert_fails_cleanly(["convert", "--rules", QWEN_RULES, "--input", QWEN, "--output",
-                                   os.path.join(mnt, "m.ckpt")], mnt, 3, "m.ckpt")
-
-    def test_an_interrupt_leaves_nothing_under_the_output_name(self):
-        folder = self.path("big")
-        os.mkdir(folder)
-        big = torch.zeros(64 * 1024 * 1024, dtype=torch.float32)  # 256 MiB: long enough to interrupt
-        with open(os.path.join(folder, "model.safetensors"), "wb") as f:
-            f.write(safetensors_bytes({"model.embed_tokens.weight": big.view(-1, 1024),
-                                       "model.norm.weight": torch.ones(1024),
-                                       "lm_head.weight": torch.zeros(16, 1024)}))
-        with open(os.path.join(folder, "config.json"), "w") as f:
-            json.dump({"num_hidden_layers": 0}, f)
-        out = self.path("out")
-        os.mkdir(out)
-        for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
-            p = subprocess.Popen([os.environ["CW_BIN"], "convert", "--rules", LLAMA_RULES, "--input",
-                                  folder, "--output", os.path.join(out, "m.ckpt"), "--dtype", "bf16",
-                                  "--threads", "1"], stderr=subprocess.PIPE, text=True)
-            # Signal as soon as the temporary output exists, i.e. in the middle of writing.
-            while p.poll() is None and not os.listdir(out):
-                time.sleep(0.001)
-            p.send_signal(sig)
-            _, err = p.communicate(timeout=60)
-            if p.returncode == 0:
-                self.skipTest("the conversion finished before the signal")
-            self.assertEqual(p.returncode, code, err)
-            self.assertIn("interrupted", err)
-            self.assertEqual(os.listdir(out), [])
-
-    def test_a_full_disk_fails_with_nothing_left(self):
-        mnt = self.mount_tmpfs("size=16k")
-        self.assert_fails_cleanly(["convert", "--rules", QWEN_RULES, "--input", QWEN, "--output",
-                                   os.path.join(mnt, "m.ckpt")], mnt, 3, "m.ckpt")
 
 
 if __name__ == "__main__":

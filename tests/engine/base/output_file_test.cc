@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include "engine/base/mapped_file.h"
 #include "tests/support/test_files.h"
 
 namespace cw {
@@ -77,6 +78,32 @@ TEST_SUITE("base.output_file") {
     CHECK(test::ListFolder(dir.path()).size() == 1);
     RemoveAllTemporaries();
     CHECK(test::ListFolder(dir.path()).empty());
+  }
+
+  TEST_CASE("RemoveAllTemporaries removes a staged folder with what was written into it") {
+    test::TempDir dir;
+    auto out = OutputDir::Create(dir / "model", false);
+    REQUIRE(out.ok());
+    test::WriteFile(out->staging() / "a.safetensors", "1");
+    std::filesystem::create_directory(out->staging() / "sub");
+    test::WriteFile(out->staging() / "sub" / "b", "2");
+    RemoveAllTemporaries();
+    CHECK(test::ListFolder(dir.path()).empty());
+  }
+
+  TEST_CASE("writing bytes of a mapped input that shrank is an io error naming the input") {
+    test::TempDir dir;
+    test::WriteFile(dir / "in.bin", std::string(64 * 1024, 'x'));
+    auto input = MappedFile::Open(dir / "in.bin");
+    REQUIRE(input.ok());
+    std::filesystem::resize_file(dir / "in.bin", 0);
+    auto out = OutputFile::Create(dir / "out.bin", false);
+    REQUIRE(out.ok());
+    const Status status = out->WriteAt(0, input->bytes());
+    REQUIRE_FALSE(status.ok());
+    CHECK(status.error().code() == ErrorCode::kIo);
+    CHECK(status.error().where().file == (dir / "in.bin").string());
+    CHECK(status.error().message() == std::string(kInputChangedMessage) + " (truncated?)");
   }
 }
 
