@@ -1,9 +1,9 @@
 // Stages 1 and 2 of planning: selecting the active rules and matching every input to one rule.
 #include <algorithm>
 #include <set>
-#include <unordered_map>
 
 #include "engine/base/limits.h"
+#include "engine/plan/name_index.h"
 #include "engine/plan/plan_context.h"
 
 namespace cw {
@@ -189,17 +189,17 @@ std::vector<std::optional<InputMatch>> MatchInputs(PlanContext& ctx) {
     ctx.Add(std::move(s).error());
     return out;
   }
-  std::unordered_map<std::string, uint64_t> seen;
-  seen.reserve(ctx.inventory.size());
+  NameIndex seen(ctx.inventory.size());  // views into ctx.inventory
   std::vector<std::string> unmatched;
+  std::vector<InputMatch> hits;  // of one name; kept to reuse its storage
   for (uint64_t i = 0; i < ctx.inventory.size(); ++i) {
     const std::string& name = ctx.inventory[i].name;
-    if (!seen.emplace(name, i).second) {
+    if (seen.Insert(name, i)) {
       ctx.Fail(ErrorCode::kPlanInvalid, "the input holds two tensors named \"" + name + "\"",
                FileLocation(ctx.rules.file));
       continue;
     }
-    std::vector<InputMatch> hits;
+    hits.clear();
     std::string reasons;
     for (int e : set.Match(name)) {
       const auto [a, k] = entries[static_cast<size_t>(e)];

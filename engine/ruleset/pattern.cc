@@ -23,6 +23,22 @@ RE2::Options QuietOptions() {
 constexpr const char* kIntRegex = "0|[1-9][0-9]*";
 constexpr const char* kIdentRegex = "[A-Za-z_][A-Za-z0-9_]*";
 
+// The bytes kIntRegex and kIdentRegex can hold (ASCII only: names are matched as Latin-1).
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsIdentByte(char c) {
+  return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+// Digits to int64; false when there are none or the value does not fit.
+bool ParseInt(std::string_view digits, int64_t* v) {
+  *v = 0;
+  for (char c : digits) {
+    if (__builtin_mul_overflow(*v, 10, v) || __builtin_add_overflow(*v, c - '0', v))
+      return false;
+  }
+  return !digits.empty();
+}
+
 }  // namespace
 
 Result<NamePattern> NamePattern::Parse(const std::string& text, const Location& where) {
@@ -111,6 +127,7 @@ Location NamePattern::SegmentLocation(const PatternSegment& segment) const {
 std::string NamePattern::Instantiate(const Bindings& values,
                                      const std::map<std::string, std::string>& params) const {
   std::string out;
+  out.reserve(text_.size());  // most names are no longer than their pattern: one allocation
   for (const auto& s : segments_) {
     switch (s.kind) {
       case PatternSegment::Kind::kLiteral:
@@ -129,10 +146,102 @@ std::string NamePattern::Instantiate(const Bindings& values,
 
 // ---- PatternMatcher -------------------------------------------------------------------------
 
+namespace {
+
+// A pattern as a sequence of literal text and placeholders, `${param}` text already inserted.
+struct MatchPiece {
+  bool placeholder = false;
+  std::string text;  // the literal text, or the placeholder's name
+  bool integer = false;
+  std::vector<std::string> values;  // an ident placeholder's allowed values (empty = any)
+};
+
+std::vector<MatchPiece> Pieces(const NamePattern& pattern,
+                               const std::map<std::string, PlaceholderType>& types,
+                               const std::map<std::string, std::string>& params) {
+  std::vector<MatchPiece> pieces;
+  for (const auto& s : pattern.segments()) {
+    if (s.kind == PatternSegment::Kind::kPlaceholder) {
+      const PlaceholderType& t = types.at(s.text);
+      pieces.push_back(MatchPiece{true, s.text, t.integer, t.values});
+      continue;
+    }
+    const std::string& text = s.kind == PatternSegment::Kind::kLiteral ? s.text : params.at(s.text);
+    if (pieces.empty() || pieces.back().placeholder)
+      pieces.push_back(MatchPiece{});
+    pieces.back().text += text;
+  }
+  return pieces;
+}
+
+// True when every placeholder ends at the end of the pattern or before a literal whose first
+// byte the placeholder cannot hold, and every allowed value is made of identifier bytes. Then a
+// placeholder can only span the whole run of its bytes where it starts, the match (if any) is
+// unique, and MatchPieces finds it in one pass, with the captures RE2 would give.
+bool Unambiguous(const std::vector<MatchPiece>& pieces) {
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const MatchPiece& p = pieces[i];
+    if (!p.placeholder)
+      continue;
+    for (const std::string& v : p.values) {
+      if (v.empty() || !std::all_of(v.begin(), v.end(), IsIdentByte))
+        return false;
+    }
+    if (i + 1 == pieces.size())
+      continue;
+    const std::string& next = pieces[i + 1].text;
+    if (next.empty() || (p.integer ? IsDigit(next[0]) : IsIdentByte(next[0])))
+      return false;
+  }
+  return true;
+}
+
+// Matches the whole of unambiguous `pieces` against `name`; adds the captured values to `out`.
+bool MatchPieces(const std::vector<MatchPiece>& pieces, std::string_view name, Bindings* out) {
+  std::vector<std::pair<const std::string*, Value>> captured;
+  captured.reserve(pieces.size());
+  size_t pos = 0;
+  for (const MatchPiece& p : pieces) {
+    if (!p.placeholder) {
+      if (name.substr(pos, p.text.size()) != p.text)
+        return false;
+      pos += p.text.size();
+      continue;
+    }
+    size_t end = pos;
+    while (end < name.size() && (p.integer ? IsDigit(name[end]) : IsIdentByte(name[end])))
+      ++end;
+    const std::string_view run = name.substr(pos, end - pos);
+    pos = end;
+    if (p.integer) {
+      int64_t v = 0;
+      if ((run.size() > 1 && run[0] == '0') || !ParseInt(run, &v))
+        return false;
+      captured.emplace_back(&p.text, Value::Int(v));
+      continue;
+    }
+    const bool allowed = p.values.empty()
+                             ? !run.empty() && !IsDigit(run[0])
+                             : std::find(p.values.begin(), p.values.end(), run) != p.values.end();
+    if (!allowed)
+      return false;
+    captured.emplace_back(&p.text, Value::String(std::string(run)));
+  }
+  if (pos != name.size())
+    return false;
+  for (auto& [placeholder, value] : captured)
+    (*out)[*placeholder] = std::move(value);
+  return true;
+}
+
+}  // namespace
+
 struct PatternMatcher::Impl {
   std::string regex;
   std::unique_ptr<RE2> re;
   std::vector<std::pair<std::string, bool>> groups;  // placeholder name, is integer
+  std::vector<MatchPiece> pieces;
+  bool direct = false;  // Unambiguous(pieces): matched without RE2
 };
 
 PatternMatcher::PatternMatcher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -162,6 +271,8 @@ Result<PatternMatcher> PatternMatcher::Compile(const NamePattern& pattern,
       impl->groups.emplace_back(s.text, t.integer);
     }
   }
+  impl->pieces = Pieces(pattern, types, params);
+  impl->direct = Unambiguous(impl->pieces);
   impl->re = std::make_unique<RE2>(impl->regex, QuietOptions());
   if (!impl->re->ok()) {
     return Error(ErrorCode::kInternal,
@@ -172,6 +283,10 @@ Result<PatternMatcher> PatternMatcher::Compile(const NamePattern& pattern,
 }
 
 bool PatternMatcher::Match(std::string_view name, Bindings* out) const {
+  return impl_->direct ? MatchPieces(impl_->pieces, name, out) : MatchWithRegex(name, out);
+}
+
+bool PatternMatcher::MatchWithRegex(std::string_view name, Bindings* out) const {
   const size_t n = impl_->groups.size();
   std::vector<std::string> captured(n);
   std::vector<RE2::Arg> args(n);
@@ -190,10 +305,8 @@ bool PatternMatcher::Match(std::string_view name, Bindings* out) const {
       continue;
     }
     int64_t v = 0;
-    for (char c : captured[i]) {
-      if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, c - '0', &v))
-        return false;
-    }
+    if (!ParseInt(captured[i], &v))
+      return false;
     (*out)[placeholder] = Value::Int(v);
   }
   return true;

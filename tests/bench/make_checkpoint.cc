@@ -2,8 +2,8 @@
 // configuration, at any number of layers, for benchmarks: config.json plus sharded safetensors
 // (model-0000i-of-0000n.safetensors + index) or sharded torch .bin files.
 //
-//   make_checkpoint --shape llama2-7b|qwen2-7b|mixtral-8x7b --layers N --format safetensors|bin
-//                   --dtype bf16|f16|f32 --out DIR [--max-shard-size 5GB]
+//   make_checkpoint --shape llama2-7b|qwen2-7b|mixtral-8x7b|deepseek-v3-like --layers N
+//                   --format safetensors|bin --dtype bf16|f16|f32 --out DIR [--max-shard-size 5GB]
 //
 // Values are pseudo-random finite numbers: one block of random elements is generated and every
 // tensor takes its bytes from it at a tensor-dependent rotation, so writing runs at disk speed.
@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   std::string shape_name = "llama2-7b", format = "safetensors", dtype_name = "bf16", out,
               shard = "5GB";
   int layers = 2;
-  app.add_option("--shape", shape_name, "llama2-7b, qwen2-7b or mixtral-8x7b");
+  app.add_option("--shape", shape_name, "llama2-7b, qwen2-7b, mixtral-8x7b or deepseek-v3-like");
   app.add_option("--layers", layers, "Number of transformer layers");
   app.add_option("--format", format, "safetensors or bin");
   app.add_option("--dtype", dtype_name, "bf16, f16 or f32");

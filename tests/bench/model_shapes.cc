@@ -7,6 +7,10 @@ const ModelShape kShapes[] = {
     {"llama2-7b", "llama", "LlamaForCausalLM", 32000, 4096, 11008, 32, 32, 0, false, false},
     {"qwen2-7b", "qwen2", "Qwen2ForCausalLM", 152064, 3584, 18944, 28, 4, 0, true, false},
     {"mixtral-8x7b", "mixtral", "MixtralForCausalLM", 32000, 4096, 14336, 32, 8, 8, false, false},
+    // DeepSeek-V3's sizes (256 routed experts of width 2048) under Mixtral's names, so that
+    // rules/mixtral.yaml plans it: a stress shape for the planner, not a real checkpoint.
+    {"deepseek-v3-like", "mixtral", "MixtralForCausalLM", 129280, 7168, 2048, 128, 128, 256, false,
+     false},
 };
 
 void Add(std::vector<TensorInfo>& out, std::string name, DType dtype, Shape shape) {

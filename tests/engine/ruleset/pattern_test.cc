@@ -1,5 +1,7 @@
 #include "engine/ruleset/pattern.h"
 
+#include <algorithm>
+
 #include <doctest/doctest.h>
 
 namespace cw {
@@ -89,6 +91,67 @@ TEST_SUITE("ruleset.pattern") {
     CHECK_FALSE(NamePattern::Parse("{layer}.{layer}", kAt).ok());
     CHECK_FALSE(NamePattern::Parse("{layer}{expert}", kAt).ok());
     CHECK_FALSE(NamePattern::Parse("", kAt).ok());
+  }
+
+  TEST_CASE("matching without RE2 agrees with RE2 on names built from good and bad values") {
+    const std::map<std::string, PlaceholderType> types{{"layer", {true, {}}},
+                                                       {"expert", {true, {}}},
+                                                       {"w", {false, {}}},
+                                                       {"v", {false, {"w", "w1", "w_1"}}}};
+    const std::vector<std::string> values = {"0",
+                                             "7",
+                                             "12",
+                                             "01",
+                                             "",
+                                             "x",
+                                             "_a",
+                                             "a1",
+                                             "9a",
+                                             "w",
+                                             "w1",
+                                             "w_1",
+                                             "1.2",
+                                             "a.b",
+                                             "w1_",
+                                             "Z",
+                                             "99999999999999999999"};
+    // Unambiguous patterns (matched in one pass) and, last, one that needs RE2.
+    for (const std::string text :
+         {"model.layers.{layer}.experts.{expert}.{v}.weight", "x.{w}.weight", "{layer}", "{w}",
+          "a{layer}b", "{w}.{layer}", "h.{layer}_x.{v}", "p.{v}", "{w}_{v}"}) {
+      CAPTURE(text);
+      const NamePattern pattern = P(text);
+      const PatternMatcher m = M(text, types);
+      const std::vector<std::string> names = pattern.placeholders();
+      std::vector<size_t> pick(names.size(), 0);
+      for (bool more = true; more;) {
+        Bindings chosen;
+        std::string name;
+        for (const PatternSegment& seg : pattern.segments()) {
+          if (seg.kind != PatternSegment::Kind::kPlaceholder) {
+            name += seg.text;
+            continue;
+          }
+          const size_t i =
+              static_cast<size_t>(std::find(names.begin(), names.end(), seg.text) - names.begin());
+          name += values[pick[i]];
+        }
+        for (const std::string& n :
+             {name, name + "x", name + "0", name.substr(name.empty() ? 0 : 1)}) {
+          CAPTURE(n);
+          Bindings direct, regex;
+          const bool matched = m.Match(n, &direct);
+          CHECK(matched == m.MatchWithRegex(n, &regex));
+          if (matched)
+            CHECK(direct == regex);
+        }
+        more = false;
+        for (size_t i = 0; i < pick.size() && !more; ++i) {
+          pick[i] = (pick[i] + 1) % values.size();
+          more = pick[i] != 0;
+        }
+      }
+    }
   }
 
   TEST_CASE("a pattern set reports every pattern matching a name") {
