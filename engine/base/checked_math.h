@@ -21,6 +21,11 @@ inline std::optional<uint64_t> CheckedMul(uint64_t a, uint64_t b) {
   return r;
 }
 
+// a + b, or UINT64_MAX when that overflows: for totals that are reported, not used as sizes.
+inline uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+  return CheckedAdd(a, b).value_or(UINT64_MAX);
+}
+
 // Product of all values, nullopt on overflow; 1 for an empty list.
 inline std::optional<uint64_t> CheckedProduct(std::span<const uint64_t> values) {
   uint64_t r = 1;

@@ -59,6 +59,8 @@ struct PlanContext {
   // Matches of inputs two rules claim (already reported): coverage counts them as present, so
   // that the ambiguity is not reported again as a missing tensor.
   std::vector<InputMatch> ambiguous;
+  // Placeholder tuples the coverage checks have enumerated so far (plan_groups.cc caps them).
+  uint64_t coverage_nodes = 0;
 
   void Fail(ErrorCode code, const std::string& message, const Location& where) {
     errors.emplace_back(code, message, where);

@@ -4,20 +4,30 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <unordered_map>
 
+#include "engine/base/limits.h"
 #include "engine/plan/plan_context.h"
 
 namespace cw {
 namespace {
 
 constexpr size_t kMaxListedNames = 20;
-// Placeholder tuples one rule's coverage check enumerates at most.
-constexpr uint64_t kMaxCoverageTuples = 10'000'000;
+// Placeholder tuples, complete or partial, the coverage checks of one plan enumerate at most:
+// as many as a checkpoint can have tensors. Past it, they only count missing tuples further.
+constexpr uint64_t kMaxCoverageNodes = limits::kMaxTensorCount;
 
-std::string KeyText(const Bindings& key) {
+// The placeholder values of `key` but `skip`, as text that tells keys apart.
+std::string KeyText(const Bindings& key, const std::string& skip = "") {
   std::string s;
-  for (const auto& [name, value] : key)
-    s += name + "=" + value.ToText() + ";";
+  for (const auto& [name, value] : key) {
+    if (name == skip)
+      continue;
+    s += name;
+    s += '=';
+    s += value.ToText();
+    s += ';';
+  }
   return s;
 }
 
@@ -76,46 +86,64 @@ std::vector<std::string> MissingMembers(PlanContext& ctx, const Group& g, size_t
 
 // Every placeholder tuple a non-optional rule must cover, enumerated placeholder by placeholder:
 // declared counts and value lists where known, else the values seen (integers 0..max seen).
+// The groups that can tell a placeholder's values are handed down the enumeration bucketed by
+// value, so that each level reads every group once, however many values it has.
 class Coverage {
  public:
-  Coverage(PlanContext& ctx, const ActiveRule& a, const std::vector<const Group*>& groups,
-           const std::vector<Group>& all_groups)
-      : ctx_(ctx), a_(a), groups_(groups), all_groups_(all_groups) {}
+  Coverage(PlanContext& ctx, const ActiveRule& a) : ctx_(ctx), a_(a) {}
 
-  std::vector<Bindings> Missing() {
-    for (const Group* g : groups_)
-      seen_.insert(KeyText(g->key));
+  // The tuples `own` (this rule's groups) lacks, the first kMaxListedNames of them; `total`
+  // counts them all, or those found before the plan's coverage checks tried kMaxCoverageNodes
+  // tuples (`complete` false). `all_groups`: every group of the plan, for the range of a
+  // placeholder without count.
+  std::vector<Bindings> Missing(const std::vector<const Group*>& own,
+                                const std::vector<Group>& all_groups, size_t& total,
+                                bool& complete) {
     for (const InputMatch& m : ctx_.ambiguous) {
       if (ctx_.active[m.active].rule == a_.rule) {
         Bindings key = m.bindings;
         key.erase(a_.over);
-        seen_.insert(KeyText(key));
+        ambiguous_.insert(KeyText(key));
       }
     }
+    const std::vector<std::string> shape = a_.rule->side(ctx_.source)[0].placeholders();
+    Groups peers;
+    for (const Group& g : all_groups) {
+      const ActiveRule& other = ctx_.active[g.active];
+      if (!other.optional && !other.tied &&
+          other.rule->side(ctx_.source)[0].placeholders() == shape)
+        peers.push_back(&g);
+    }
     Bindings prefix;
-    Expand(0, prefix);
-    return missing_;
+    Expand(0, prefix, own, peers);
+    total = missing_count_;
+    complete = ctx_.coverage_nodes <= kMaxCoverageNodes;
+    return std::move(missing_);
   }
 
  private:
-  std::vector<Value> Domain(size_t i, const Bindings& prefix) {
+  using Groups = std::vector<const Group*>;
+
+  // The values placeholder `i` takes under the current prefix: a declared list, or 0..count-1,
+  // or those `own` has (integers 0..max seen, widened by the peers in scope).
+  struct Domain {
+    std::vector<Value> listed;
+    int64_t integers = 0;  // when `listed` is empty: 0..integers-1
+  };
+
+  Domain DomainOf(size_t i, const Groups& own, const Groups& peers) {
     const std::string& name = a_.placeholders[i];
     const PlaceholderDecl* decl = ctx_.rules.FindPlaceholder(name);
-    std::vector<Value> out;
+    Domain out;
     if (decl && !decl->type.integer && !decl->type.values.empty()) {
       for (const std::string& v : decl->type.values)
-        out.push_back(Value::String(v));
+        out.listed.push_back(Value::String(v));
       return out;
     }
     std::optional<int64_t> count = decl && decl->type.integer ? ctx_.Count(name) : std::nullopt;
     std::set<std::string> idents;
     int64_t max_seen = -1;
-    for (const Group* g : groups_) {
-      const bool agrees = std::all_of(prefix.begin(), prefix.end(), [&](const auto& kv) {
-        return g->key.at(kv.first) == kv.second;
-      });
-      if (!agrees)
-        continue;
+    for (const Group* g : own) {
       const Value& v = g->key.at(name);
       if (v.type() == ValueType::kInt)
         max_seen = std::max(max_seen, v.as_int());
@@ -123,57 +151,90 @@ class Coverage {
         idents.insert(v.as_string());
     }
     if (decl && decl->type.integer && !count)
-      max_seen = std::max(max_seen, MaxInScope(name, prefix));
+      max_seen = std::max(max_seen, MaxInScope(name, peers));
     if (decl && decl->type.integer) {
-      for (int64_t v = 0; v < count.value_or(max_seen + 1); ++v)
-        out.push_back(Value::Int(v));
+      out.integers = count.value_or(max_seen + 1);
     } else {
-      for (const std::string& s : idents)
-        out.push_back(Value::String(s));
+      for (const std::string& v : idents)
+        out.listed.push_back(Value::String(v));
     }
     return out;
   }
 
-  void Expand(size_t i, Bindings& prefix) {
-    if (visited_ > kMaxCoverageTuples)
-      return;  // Counts are capped each, but their product may not be: stop listing.
+  // `groups` by their value of one placeholder; those without it (peers of another `over`)
+  // agree with every value.
+  struct Buckets {
+    struct Less {
+      bool operator()(const Value& a, const Value& b) const {
+        if (a.type() != b.type())
+          return a.type() < b.type();
+        return a.type() == ValueType::kInt ? a.as_int() < b.as_int() : a.ToText() < b.ToText();
+      }
+    };
+    std::map<Value, Groups, Less> by_value;
+    Groups any;
+
+    Buckets(const Groups& groups, const std::string& name) {
+      for (const Group* g : groups) {
+        const auto it = g->key.find(name);
+        if (it == g->key.end())
+          any.push_back(g);
+        else
+          by_value[it->second].push_back(g);
+      }
+    }
+
+    Groups Agreeing(const Value& v) const {
+      Groups out = any;
+      if (const auto it = by_value.find(v); it != by_value.end())
+        out.insert(out.end(), it->second.begin(), it->second.end());
+      return out;
+    }
+  };
+
+  void Expand(size_t i, Bindings& prefix, const Groups& own, const Groups& peers) {
+    if (++ctx_.coverage_nodes > kMaxCoverageNodes)
+      return;  // Counts are capped each, but their product may not be: stop counting.
     if (i == a_.placeholders.size()) {
-      ++visited_;
-      if (seen_.count(KeyText(prefix)) || !Applies(prefix))
+      // `own` holds the group of this tuple, if present.
+      if (!own.empty() || (!ambiguous_.empty() && ambiguous_.count(KeyText(prefix))) ||
+          !Applies(prefix))
         return;
-      missing_.push_back(prefix);
+      if (missing_.size() < kMaxListedNames)
+        missing_.push_back(prefix);
+      ++missing_count_;
       return;
     }
-    for (const Value& v : Domain(i, prefix)) {
-      prefix[a_.placeholders[i]] = v;
-      Expand(i + 1, prefix);
-      prefix.erase(a_.placeholders[i]);
-    }
+    const std::string& name = a_.placeholders[i];
+    const Domain domain = DomainOf(i, own, peers);
+    const Buckets own_buckets(own, name), peer_buckets(peers, name);
+    Value& slot = prefix[name];  // map nodes stay put while deeper levels add and erase theirs
+    const auto visit = [&](const Value& v) {
+      slot = v;
+      Expand(i + 1, prefix, own_buckets.Agreeing(v), peer_buckets.Agreeing(v));
+    };
+    for (const Value& v : domain.listed)
+      visit(v);
+    for (int64_t v = 0; v < domain.integers && ctx_.coverage_nodes <= kMaxCoverageNodes; ++v)
+      visit(Value::Int(v));
+    prefix.erase(name);
   }
 
   // Without a declared count, the values of an integer placeholder are those any required rule
   // of the same scope saw: a tensor missing from the last block is then missing, not unknown.
   // The scope is the pattern text before the placeholder ("blocks." vs "decoder_blocks.") and the
   // placeholders of the pattern (Swin's per-stage downsample has no {block} and exists in every
-  // stage but the last, so it is not held to the stages of the blocks); groups count only where
-  // they agree with the outer placeholders' values.
-  int64_t MaxInScope(const std::string& name, const Bindings& prefix) const {
+  // stage but the last, so it is not held to the stages of the blocks); `peers` are the groups of
+  // the rules with the same placeholders that agree with the outer placeholders' values.
+  int64_t MaxInScope(const std::string& name, const Groups& peers) const {
     const std::optional<std::string> scope = TextBefore(*a_.rule, name);
-    const std::vector<std::string> shape = a_.rule->side(ctx_.source)[0].placeholders();
     int64_t max_seen = -1;
-    for (const Group& g : all_groups_) {
-      const ActiveRule& other = ctx_.active[g.active];
-      if (other.optional || other.tied || !g.key.count(name) ||
-          g.key.at(name).type() != ValueType::kInt || TextBefore(*other.rule, name) != scope ||
-          other.rule->side(ctx_.source)[0].placeholders() != shape) {
+    for (const Group* g : peers) {
+      const auto it = g->key.find(name);
+      if (it == g->key.end() || it->second.type() != ValueType::kInt ||
+          TextBefore(*ctx_.active[g->active].rule, name) != scope)
         continue;
-      }
-      const bool agrees = std::all_of(prefix.begin(), prefix.end(), [&](const auto& kv) {
-        const auto it = g.key.find(kv.first);
-        return it == g.key.end() || it->second == kv.second;
-      });
-      if (agrees)
-        max_seen = std::max(max_seen, g.key.at(name).as_int());
+      max_seen = std::max(max_seen, it->second.as_int());
     }
     return max_seen;
   }
@@ -198,11 +259,9 @@ class Coverage {
 
   PlanContext& ctx_;
   const ActiveRule& a_;
-  const std::vector<const Group*>& groups_;
-  const std::vector<Group>& all_groups_;
-  std::set<std::string> seen_;
+  std::set<std::string> ambiguous_;  // tuples whose input two rules claim: counted as present
   std::vector<Bindings> missing_;
-  uint64_t visited_ = 0;
+  size_t missing_count_ = 0;
 };
 
 void CheckCoverage(PlanContext& ctx, const std::vector<Group>& groups) {
@@ -215,7 +274,9 @@ void CheckCoverage(PlanContext& ctx, const std::vector<Group>& groups) {
       if (g.active == ai)
         mine.push_back(&g);
     }
-    const std::vector<Bindings> missing = Coverage(ctx, a, mine, groups).Missing();
+    size_t total = 0;
+    bool complete = true;
+    const std::vector<Bindings> missing = Coverage(ctx, a).Missing(mine, groups, total, complete);
     if (missing.empty())
       continue;
     std::vector<std::string> names;
@@ -226,8 +287,9 @@ void CheckCoverage(PlanContext& ctx, const std::vector<Group>& groups) {
       names.push_back(first.Instantiate(b, ctx.param_text));
     }
     ctx.Fail(ErrorCode::kPlanInvalid,
-             "this rule is not optional, but " + std::to_string(names.size()) + " of its tensors " +
-                 (names.size() == 1 ? "is" : "are") + " missing: " + ListNames(names),
+             "this rule is not optional, but " + std::string(complete ? "" : "at least ") +
+                 std::to_string(total) + " of its tensors " + (total == 1 ? "is" : "are") +
+                 " missing: " + ListNames(names, total),
              a.rule->where);
   }
 }
@@ -238,7 +300,9 @@ std::vector<Group> BuildGroups(PlanContext& ctx,
                                const std::vector<std::optional<InputMatch>>& matches,
                                std::vector<DroppedInput>& dropped) {
   std::vector<Group> groups;
-  std::map<std::pair<size_t, std::string>, size_t> index;
+  // Group index by "<active rule>:<KeyText>"; hashed, since `groups` keeps the order in which
+  // groups first appear.
+  std::unordered_map<std::string, size_t> index;
   for (uint64_t i = 0; i < matches.size(); ++i) {
     if (!matches[i])
       continue;
@@ -248,15 +312,15 @@ std::vector<Group> BuildGroups(PlanContext& ctx,
       dropped.push_back({i, a.rule->where, "dropped by its rule"});
       continue;
     }
-    Bindings key = m.bindings;
-    int64_t over_value = -1;
-    if (!a.over.empty() && key.count(a.over)) {
-      over_value = key.at(a.over).as_int();
-      key.erase(a.over);
-    }
-    const auto [it, fresh] = index.emplace(std::make_pair(m.active, KeyText(key)), groups.size());
+    const auto over = a.over.empty() ? m.bindings.end() : m.bindings.find(a.over);
+    const int64_t over_value = over == m.bindings.end() ? -1 : over->second.as_int();
+    const auto [it, fresh] = index.try_emplace(
+        std::to_string(m.active) + ":" + KeyText(m.bindings, a.over), groups.size());
     if (fresh) {
-      groups.push_back(Group{m.active, key, {}, i});
+      Bindings key = m.bindings;
+      if (over != m.bindings.end())
+        key.erase(a.over);
+      groups.push_back(Group{m.active, std::move(key), {}, i});
       groups.back().members.resize(a.sources.size());
     }
     Group& g = groups[it->second];

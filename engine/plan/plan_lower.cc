@@ -2,6 +2,7 @@
 
 #include <numeric>
 
+#include "engine/base/checked_math.h"
 #include "engine/base/limits.h"
 #include "engine/tensor/layout_ops.h"
 
@@ -19,19 +20,47 @@ Shape With(const Shape& s, size_t axis, std::initializer_list<uint64_t> replacem
 
 class Lowerer {
  public:
-  Lowerer(std::vector<ChainSlot> slots, const NameLookup& lookup,
+  Lowerer(std::vector<ChainSlot> slots, DType value_dtype, const NameLookup& lookup,
           const std::function<std::optional<int64_t>(const std::string&)>& over_count,
           const std::string& rule_label)
-      : slots_(std::move(slots)), lookup_(lookup), over_count_(over_count), label_(rule_label) {}
+      : slots_(std::move(slots)),
+        dtype_(value_dtype),
+        lookup_(lookup),
+        over_count_(over_count),
+        label_(rule_label) {}
 
   Status Apply(const OpSpec& op) {
     op_ = &op;
+    from_dims_.reset();
+    to_dims_.reset();
     if (op.when) {
       CW_ASSIGN_OR_RETURN(bool on, op.when->EvaluateBool(lookup_, "when"));
       if (!on)
         return OkStatus();
     }
-    switch (op.kind) {
+    CW_RETURN_IF_ERROR(Dispatch());
+    for (const ChainSlot& slot : slots_) {
+      for (const ChainValue& v : slot.values) {
+        if (!ByteSize(dtype_, v.shape))
+          return Fail(Describe(v) + " would hold 2^64 bytes or more of " +
+                      std::string(Name(dtype_)));
+      }
+    }
+    return OkStatus();
+  }
+
+  LoweredChain Finish() && {
+    LoweredChain out;
+    out.ops = std::move(ops_);
+    out.outputs = std::move(slots_);
+    out.lossy = !lossy_reason_.empty();
+    out.lossy_reason = lossy_reason_;
+    return out;
+  }
+
+ private:
+  Status Dispatch() {
+    switch (op_->kind) {
       case OpKind::kConcat:
       case OpKind::kInterleave:
         return Join();
@@ -47,23 +76,13 @@ class Lowerer {
     }
   }
 
-  LoweredChain Finish() && {
-    LoweredChain out;
-    out.ops = std::move(ops_);
-    out.outputs = std::move(slots_);
-    out.lossy = !lossy_reason_.empty();
-    out.lossy_reason = lossy_reason_;
-    return out;
-  }
-
- private:
   Error Fail(const std::string& message) const {
     return Error(ErrorCode::kPlanInvalid,
                  "rule " + label_ + ": " + OpKindName(op_->kind) + ": " + message, op_->where);
   }
 
   static std::string Describe(const ChainValue& v) {
-    return v.label + " " + ShapeToString(v.shape);
+    return std::string(v.label) + " " + ShapeToString(v.shape);
   }
 
   Result<uint64_t> Size(const Expr& e, const std::string& what) const {
@@ -147,37 +166,51 @@ class Lowerer {
     return OkStatus();
   }
 
-  // Evaluates a reshape shape; one entry may be -1 (inferred from `elements`).
-  Result<Shape> Dims(const std::vector<Expr>& exprs, uint64_t elements) const {
-    Shape out;
-    std::optional<size_t> unknown;
-    uint64_t known = 1;
-    for (const Expr& e : exprs) {
-      CW_ASSIGN_OR_RETURN(int64_t d, e.EvaluateInt(lookup_, "reshape size"));
-      if (d == -1 && !unknown) {
-        unknown = out.size();
-        out.push_back(0);
-        continue;
+  // A reshape's sizes read parameters and the group's placeholders, never the tensor, so they
+  // are evaluated for the first tensor of the op and kept for the others (a stack of 256 experts
+  // reshapes each one). `dims` holds the -1 entry, if any, as inferred for the latest tensor.
+  struct ReshapeDims {
+    Shape dims;
+    std::optional<size_t> unknown;  // the -1 entry
+    uint64_t known = 1;             // product of the other entries
+  };
+
+  // The shape `exprs` give a tensor of `elements` elements; one entry may be -1 (inferred from
+  // `elements`, 0 when it cannot be).
+  Result<const Shape*> Dims(const std::vector<Expr>& exprs, std::optional<ReshapeDims>& cache,
+                            uint64_t elements) {
+    if (!cache) {
+      ReshapeDims d;
+      for (const Expr& e : exprs) {
+        CW_ASSIGN_OR_RETURN(int64_t v, e.EvaluateInt(lookup_, "reshape size"));
+        if (v == -1 && !d.unknown) {
+          d.unknown = d.dims.size();
+          d.dims.push_back(0);
+          continue;
+        }
+        if (v < 0)
+          return Fail("size \"" + e.text() + "\" is " + std::to_string(v));
+        d.dims.push_back(static_cast<uint64_t>(v));
+        d.known *= static_cast<uint64_t>(v);
       }
-      if (d < 0)
-        return Fail("size \"" + e.text() + "\" is " + std::to_string(d));
-      out.push_back(static_cast<uint64_t>(d));
-      known *= static_cast<uint64_t>(d);
+      cache = std::move(d);
     }
-    if (unknown && known != 0 && elements % known == 0)
-      out[*unknown] = elements / known;
-    return out;
+    ReshapeDims& d = *cache;
+    if (d.unknown)
+      d.dims[*d.unknown] = d.known != 0 && elements % d.known == 0 ? elements / d.known : 0;
+    return &d.dims;
   }
 
   Status ReshapeOp(uint32_t index, ChainValue& v) {
     const uint64_t elements = ElementCount(v.shape).value_or(0);
-    CW_ASSIGN_OR_RETURN(Shape from, Dims(op_->from_shape, elements));
-    if (from != v.shape)
-      return Fail("expects shape " + ShapeToString(from) + " but got " + Describe(v));
-    CW_ASSIGN_OR_RETURN(Shape to, Dims(op_->to_shape, elements));
-    if (ElementCount(to) != elements)
-      return Fail("cannot reshape " + Describe(v) + " to " + ShapeToString(to));
-    Reshape(index, v, to);
+    CW_ASSIGN_OR_RETURN(const Shape* from, Dims(op_->from_shape, from_dims_, elements));
+    if (*from != v.shape)
+      return Fail("expects shape " + ShapeToString(*from) + " but got " + Describe(v));
+    CW_ASSIGN_OR_RETURN(const Shape* to, Dims(op_->to_shape, to_dims_, elements));
+    if (ElementCount(*to) != elements)
+      return Fail("cannot reshape " + Describe(v) + " to " + ShapeToString(*to));
+    if (*to != v.shape)
+      Reshape(index, v, *to);
     return OkStatus();
   }
 
@@ -218,7 +251,7 @@ class Lowerer {
       if (!pad && lossy_reason_.empty())
         lossy_reason_ = "truncate drops entries " + std::to_string(to) + ".." +
                         std::to_string(from - 1) + " of axis " + std::to_string(a) + " of " +
-                        v.label;
+                        std::string(v.label);
     }
     v.shape[a] = to;
     return OkStatus();
@@ -260,17 +293,23 @@ class Lowerer {
       }
     }
     const Shape original = in[0]->shape;
-    const uint64_t total = std::accumulate(chunk.begin(), chunk.end(), uint64_t{0}) * groups;
+    std::optional<uint64_t> per_group = 0;
+    for (const uint64_t c : chunk)
+      per_group = per_group ? CheckedAdd(*per_group, c) : std::nullopt;
+    const auto total = per_group ? CheckedMul(*per_group, groups) : std::nullopt;
+    if (!total)
+      return Fail("axis " + std::to_string(a) +
+                  " of the joined tensor would have 2^64 entries or more");
     if (interleave) {
       for (size_t i = 0; i < in.size(); ++i)
         Reshape(static_cast<uint32_t>(i), *in[i], With(original, a, {groups, chunk[i]}));
     }
     const size_t join_axis = interleave ? a + 1 : a;
     Emit(Kind::kConcat, 0, static_cast<int>(join_axis), {}, {}, static_cast<uint32_t>(in.size()));
-    ChainValue joined{With(original, a, {total}), in[0]->label};
+    ChainValue joined{With(original, a, {*total}), in[0]->label};
     if (interleave) {
-      joined.shape = With(original, a, {groups, total / groups});
-      Reshape(0, joined, With(original, a, {total}));
+      joined.shape = With(original, a, {groups, *per_group});
+      Reshape(0, joined, With(original, a, {*total}));
     }
     slots_.assign(1, ChainSlot{"", {joined}});
     return OkStatus();
@@ -299,15 +338,16 @@ class Lowerer {
       parts.assign(p, per_group / p);
     } else {
       std::string list;
-      uint64_t sum = 0;
+      std::optional<uint64_t> sum = 0;  // nullopt once it overflows
       for (const Expr& e : op_->sizes) {
         CW_ASSIGN_OR_RETURN(uint64_t s, Size(e, deinterleave ? "chunk" : "size"));
         parts.push_back(s);
-        sum += s;
+        sum = sum ? CheckedAdd(*sum, s) : std::nullopt;
         list += (list.empty() ? "" : " + ") + std::to_string(s);
       }
       if (sum != per_group)
-        return Fail("sizes " + list + " = " + std::to_string(sum) + " do not add up to " +
+        return Fail("sizes " + list + " = " + (sum ? std::to_string(*sum) : "2^64 or more") +
+                    " do not add up to " +
                     (deinterleave ? "the " + std::to_string(per_group) + " rows per group of "
                                   : "axis " + std::to_string(a) + " of ") +
                     Describe(v));
@@ -339,12 +379,13 @@ class Lowerer {
       const Shape base = slot.values[0].shape;
       CW_ASSIGN_OR_RETURN(size_t a, Axis(base, op_->axis, true));
       const uint32_t first = Offset(s);
+      Shape with_axis = base;
+      with_axis.insert(with_axis.begin() + static_cast<long>(a), 1);
+      // The values are replaced by the stacked one below: only the reshape ops are needed.
       for (size_t j = 0; j < slot.values.size(); ++j) {
         if (slot.values[j].shape != base)
           return Fail(Describe(slot.values[j]) + " differs from " + Describe(slot.values[0]));
-        Shape with_axis = base;
-        with_axis.insert(with_axis.begin() + static_cast<long>(a), 1);
-        Reshape(first + static_cast<uint32_t>(j), slot.values[j], with_axis);
+        Emit(Kind::kReshape, first + static_cast<uint32_t>(j), 0, with_axis);
       }
       Emit(Kind::kConcat, first, static_cast<int>(a), {}, {},
            static_cast<uint32_t>(slot.values.size()));
@@ -374,10 +415,11 @@ class Lowerer {
       Shape without = v.shape;
       without.erase(without.begin() + static_cast<long>(a));
       slot.values.clear();
+      slot.values.reserve(n);
+      // Each piece comes out of the split with a 1 at `a`, then loses that axis.
       for (uint64_t j = 0; j < n; ++j) {
-        ChainValue piece{With(v.shape, a, {1}), v.label};
-        Reshape(first + static_cast<uint32_t>(j), piece, without);
-        slot.values.push_back(piece);
+        Emit(Kind::kReshape, first + static_cast<uint32_t>(j), 0, without);
+        slot.values.push_back(ChainValue{without, v.label});
       }
       slot.over = op_->over;
     }
@@ -385,10 +427,12 @@ class Lowerer {
   }
 
   std::vector<ChainSlot> slots_;
+  DType dtype_;
   const NameLookup& lookup_;
   const std::function<std::optional<int64_t>(const std::string&)>& over_count_;
   const std::string& label_;
   const OpSpec* op_ = nullptr;
+  std::optional<ReshapeDims> from_dims_, to_dims_;  // of op_, once evaluated
   std::vector<PrimitiveOp> ops_;
   std::string lossy_reason_;
 };
@@ -396,10 +440,11 @@ class Lowerer {
 }  // namespace
 
 Result<LoweredChain> LowerChain(
-    const std::vector<OpSpec>& chain, std::vector<ChainSlot> inputs, const NameLookup& lookup,
+    const std::vector<OpSpec>& chain, std::vector<ChainSlot> inputs, DType value_dtype,
+    const NameLookup& lookup,
     const std::function<std::optional<int64_t>(const std::string&)>& over_count,
     const std::string& rule_label) {
-  Lowerer lowerer(std::move(inputs), lookup, over_count, rule_label);
+  Lowerer lowerer(std::move(inputs), value_dtype, lookup, over_count, rule_label);
   for (const OpSpec& op : chain)
     CW_RETURN_IF_ERROR(lowerer.Apply(op));
   return std::move(lowerer).Finish();

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cw/error.h"
@@ -16,7 +17,7 @@ namespace cw {
 // One tensor in the list flowing through a chain.
 struct ChainValue {
   Shape shape;
-  std::string label;  // the input name it comes from, for messages
+  std::string_view label;  // the input name it comes from, for messages; views the inventory
 };
 
 // A list position: one tensor, or a run of tensors, one per value of placeholder `over`.
@@ -32,12 +33,15 @@ struct LoweredChain {
   std::string lossy_reason;
 };
 
-// Lowers `chain` (already in the plan's direction) applied to `inputs`. `lookup` resolves
-// parameters and the group's placeholder values; `over_count` gives the declared count of a
-// stack/unstack placeholder (nullopt when it has none or it cannot be resolved). Errors are
-// kPlanInvalid located at the op, naming `rule_label`, the tensors and their shapes.
+// Lowers `chain` (already in the plan's direction) applied to `inputs`, whose elements are of
+// `value_dtype`. `lookup` resolves parameters and the group's placeholder values; `over_count`
+// gives the declared count of a stack/unstack placeholder (nullopt when it has none or it cannot
+// be resolved). Errors are kPlanInvalid located at the op, naming `rule_label`, the tensors and
+// their shapes; among them, any tensor along the chain whose byte size does not fit in 64 bits
+// (a pad, stack or concat of huge sizes), so that every size an executor computes fits.
 Result<LoweredChain> LowerChain(
-    const std::vector<OpSpec>& chain, std::vector<ChainSlot> inputs, const NameLookup& lookup,
+    const std::vector<OpSpec>& chain, std::vector<ChainSlot> inputs, DType value_dtype,
+    const NameLookup& lookup,
     const std::function<std::optional<int64_t>(const std::string&)>& over_count,
     const std::string& rule_label);
 

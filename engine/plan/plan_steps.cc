@@ -1,7 +1,9 @@
 // Stage 4 of planning: one step per complete group, tied copies and checks, output dtypes.
 #include <algorithm>
-#include <unordered_map>
+#include <optional>
 
+#include "engine/base/checked_math.h"
+#include "engine/plan/name_index.h"
 #include "engine/plan/plan_context.h"
 #include "engine/plan/plan_lower.h"
 #include "engine/plan/step_ops.h"
@@ -23,17 +25,27 @@ TensorInfo Output(std::string name, DType dtype, Shape shape) {
   return t;
 }
 
-// Sets output dtypes and the lossy mark of a step whose values are in `value`.
-void FinishOutputs(const PlanContext& ctx, const Rule& rule, PlanStep& step) {
+// Sets output dtypes and the lossy mark of a step whose values are in `value`. False (with the
+// problem recorded) when a cast to a wider dtype makes an output's byte size overflow.
+bool FinishOutputs(PlanContext& ctx, const Rule& rule, PlanStep& step) {
   for (TensorInfo& out : step.outputs) {
     out.dtype = OutputDType(ctx, rule, step.value_dtype);
-    out.byte_size = ByteSize(out.dtype, out.shape).value_or(0);
+    const auto bytes = ByteSize(out.dtype, out.shape);
+    if (!bytes) {
+      ctx.Fail(ErrorCode::kPlanInvalid,
+               "rule " + rule.Label() + ": " + out.name + " " + ShapeToString(out.shape) +
+                   " would hold 2^64 bytes or more of " + std::string(Name(out.dtype)),
+               rule.where);
+      return false;
+    }
+    out.byte_size = *bytes;
     if (IsNarrowingCast(step.value_dtype, out.dtype) && !step.lossy) {
       step.lossy = true;
       step.lossy_reason = std::string("cast ") + std::string(Name(step.value_dtype)) + " -> " +
                           std::string(Name(out.dtype)) + " loses precision";
     }
   }
+  return true;
 }
 
 std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
@@ -68,8 +80,8 @@ std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
   const NameLookup lookup = ctx.params.Lookup(&g.key);
   const std::function<std::optional<int64_t>(const std::string&)> count =
       [&ctx](const std::string& p) { return ctx.Count(p); };
-  auto lowered =
-      LowerChain(rule.chain(ctx.options.direction), std::move(slots), lookup, count, rule.Label());
+  auto lowered = LowerChain(rule.chain(ctx.options.direction), std::move(slots), step.value_dtype,
+                            lookup, count, rule.Label());
   if (!lowered.ok()) {
     ctx.Add(std::move(lowered).error());
     return std::nullopt;
@@ -79,16 +91,17 @@ std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
   step.lossy_reason = lowered->lossy_reason;
   const auto& targets = rule.side(ctx.target);
   for (size_t i = 0; i < lowered->outputs.size(); ++i) {
-    const ChainSlot& slot = lowered->outputs[i];
+    ChainSlot& slot = lowered->outputs[i];
+    Bindings b = g.key;
     for (size_t j = 0; j < slot.values.size(); ++j) {
-      Bindings b = g.key;
       if (!slot.over.empty())
         b[slot.over] = Value::Int(static_cast<int64_t>(j));
       step.outputs.push_back(Output(targets[i].Instantiate(b, ctx.param_text), step.value_dtype,
-                                    slot.values[j].shape));
+                                    std::move(slot.values[j].shape)));
     }
   }
-  FinishOutputs(ctx, rule, step);
+  if (!FinishOutputs(ctx, rule, step))
+    return std::nullopt;
   return step;
 }
 
@@ -119,11 +132,7 @@ std::string TiedTo(PlanContext& ctx, const Rule& rule) {
 
 class StepBuilder {
  public:
-  StepBuilder(PlanContext& ctx, Plan& plan) : ctx_(ctx), plan_(plan) {
-    by_name_.reserve(ctx.inventory.size());
-    for (uint64_t i = 0; i < ctx.inventory.size(); ++i)
-      by_name_.emplace(ctx.inventory[i].name, i);
-  }
+  StepBuilder(PlanContext& ctx, Plan& plan) : ctx_(ctx), plan_(plan) {}
 
   void Add(const Group& g) {
     const ActiveRule& a = ctx_.active[g.active];
@@ -141,8 +150,8 @@ class StepBuilder {
       return;
     const std::string reference =
         ctx_.options.direction == Direction::kForward ? to : ConvertedName(ctx_, to);
-    const auto it = by_name_.find(reference);
-    if (it == by_name_.end()) {
+    const auto found = Find(reference);
+    if (!found) {
       ctx_.Fail(ErrorCode::kPlanInvalid,
                 "rule " + rule.Label() + ": " + ctx_.inventory[input].name + " is tied to \"" +
                     (reference.empty() ? to : reference) +
@@ -150,7 +159,7 @@ class StepBuilder {
                 rule.tied->where);
       return;
     }
-    Verify(rule, input, it->second);
+    Verify(rule, input, *found);
   }
 
   // Forward, tied condition true, tensor absent: a copy of the converted `to` tensor.
@@ -166,11 +175,10 @@ class StepBuilder {
       const std::string to = TiedTo(ctx_, *a.rule);
       if (to.empty())
         continue;
-      const auto it = by_name_.find(to);
+      const auto found = Find(to);
       const PlanStep* source = nullptr;
       for (const PlanStep& s : plan_.steps) {
-        if (it != by_name_.end() && s.inputs == std::vector<uint64_t>{it->second} &&
-            s.outputs.size() == 1)
+        if (found && s.inputs == std::vector<uint64_t>{*found} && s.outputs.size() == 1)
           source = &s;
       }
       if (!source) {
@@ -190,6 +198,17 @@ class StepBuilder {
   }
 
  private:
+  // The index of the input named `name`. The index of names is built on first use: only tied
+  // rules need it, and most inventories have none.
+  std::optional<uint64_t> Find(const std::string& name) {
+    if (!by_name_) {
+      by_name_.emplace(ctx_.inventory.size());
+      for (uint64_t i = 0; i < ctx_.inventory.size(); ++i)
+        by_name_->Insert(ctx_.inventory[i].name, i);
+    }
+    return by_name_->Find(name);
+  }
+
   void Verify(const Rule& rule, uint64_t input, uint64_t reference) {
     const TensorInfo& t = ctx_.inventory[input];
     const TensorInfo& r = ctx_.inventory[reference];
@@ -214,7 +233,7 @@ class StepBuilder {
 
   PlanContext& ctx_;
   Plan& plan_;
-  std::unordered_map<std::string, uint64_t> by_name_;
+  std::optional<NameIndex> by_name_;  // views into ctx_.inventory
 };
 
 uint64_t FirstInput(const PlanStep& s) {
@@ -222,15 +241,18 @@ uint64_t FirstInput(const PlanStep& s) {
 }
 
 void CheckUniqueOutputs(PlanContext& ctx, const Plan& plan) {
-  std::unordered_map<std::string, const PlanStep*> written;
-  written.reserve(plan.steps.size());
-  for (const PlanStep& s : plan.steps) {
+  size_t outputs = 0;
+  for (const PlanStep& s : plan.steps)
+    outputs += s.outputs.size();
+  NameIndex written(outputs);  // output name -> index of the step writing it
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    const PlanStep& s = plan.steps[i];
     for (const TensorInfo& out : s.outputs) {
-      const auto [it, fresh] = written.emplace(out.name, &s);
-      if (!fresh) {
+      if (const auto first = written.Insert(out.name, i)) {
+        const Location& where = plan.steps[*first].rule;
         ctx.Fail(ErrorCode::kPlanInvalid,
-                 "two steps write \"" + out.name + "\": the rule at " + it->second->rule.file +
-                     ":" + std::to_string(it->second->rule.line) + " and this one",
+                 "two steps write \"" + out.name + "\": the rule at " + where.file + ":" +
+                     std::to_string(where.line) + " and this one",
                  s.rule);
       }
     }
@@ -262,14 +284,15 @@ void BuildSteps(PlanContext& ctx, const std::vector<Group>& groups, Plan& plan) 
     uint64_t in_bytes = 0;
     for (uint64_t i : s.inputs) {
       shapes.push_back(ctx.inventory[i].shape);
-      in_bytes += ctx.inventory[i].byte_size;
+      in_bytes = SaturatingAdd(in_bytes, ctx.inventory[i].byte_size);
     }
     s.working_bytes = WorkingBytes(s.ops, shapes, s.value_dtype, s.outputs);
-    plan.input_bytes += in_bytes;
+    plan.input_bytes = SaturatingAdd(plan.input_bytes, in_bytes);
     for (const TensorInfo& out : s.outputs)
-      plan.output_bytes += out.byte_size;
+      plan.output_bytes = SaturatingAdd(plan.output_bytes, out.byte_size);
     plan.peak_bytes = std::max(plan.peak_bytes, s.working_bytes);
-    plan.peak_bytes_with_inputs = std::max(plan.peak_bytes_with_inputs, s.working_bytes + in_bytes);
+    plan.peak_bytes_with_inputs =
+        std::max(plan.peak_bytes_with_inputs, SaturatingAdd(s.working_bytes, in_bytes));
     plan.lossy = plan.lossy || s.lossy;
   }
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/base/checked_math.h"
 #include "engine/tensor/layout_ops.h"
 
 namespace cw {
@@ -48,7 +49,8 @@ Status StepShapes(const PrimitiveOp& op, std::vector<Shape>& shapes) {
         parts.back()[axis] = d;
       }
       shapes.erase(shapes.begin() + op.first);
-      shapes.insert(shapes.begin() + op.first, parts.begin(), parts.end());
+      shapes.insert(shapes.begin() + op.first, std::make_move_iterator(parts.begin()),
+                    std::make_move_iterator(parts.end()));
       return OkStatus();
     }
     case Kind::kConcat: {
@@ -158,8 +160,7 @@ Result<std::vector<Shape>> ApplyToShapes(const std::vector<PrimitiveOp>& ops,
 
 uint64_t WorkingBytes(const std::vector<PrimitiveOp>& ops, const std::vector<Shape>& input_shapes,
                       DType value_dtype, const std::vector<TensorInfo>& outputs) {
-  const uint64_t element = ElementSize(value_dtype);
-  auto bytes = [&](const Shape& s) { return ElementCount(s).value_or(0) * element; };
+  auto bytes = [&](const Shape& s) { return ByteSize(value_dtype, s).value_or(UINT64_MAX); };
   std::vector<Shape> shapes = input_shapes;
   std::vector<bool> owned(shapes.size(), false);
   uint64_t live = 0, peak = 0;
@@ -169,10 +170,10 @@ uint64_t WorkingBytes(const std::vector<PrimitiveOp>& ops, const std::vector<Sha
       continue;
     }
     const uint32_t n = op.kind == Kind::kConcat ? op.count : 1;
-    uint64_t consumed = 0, consumed_owned = 0;
+    uint64_t consumed_owned = 0;
     for (uint32_t i = 0; i < n && op.first + i < shapes.size(); ++i) {
-      consumed += bytes(shapes[op.first + i]);
-      consumed_owned += owned[op.first + i] ? bytes(shapes[op.first + i]) : 0;
+      if (owned[op.first + i])
+        consumed_owned = SaturatingAdd(consumed_owned, bytes(shapes[op.first + i]));
     }
     const size_t before = shapes.size();
     if (!StepShapes(op, shapes).ok())
@@ -180,16 +181,16 @@ uint64_t WorkingBytes(const std::vector<PrimitiveOp>& ops, const std::vector<Sha
     const size_t produced = shapes.size() + n - before;
     uint64_t made = 0;
     for (size_t i = 0; i < produced; ++i)
-      made += bytes(shapes[op.first + i]);
-    peak = std::max(peak, live + made);
-    live = live + made - consumed_owned;
+      made = SaturatingAdd(made, bytes(shapes[op.first + i]));
+    const uint64_t held = SaturatingAdd(live, made);
+    peak = std::max(peak, held);
+    live = held - std::min(consumed_owned, held);  // owned inputs are part of `live`
     owned.erase(owned.begin() + op.first, owned.begin() + op.first + n);
     owned.insert(owned.begin() + op.first, produced, true);
-    (void)consumed;
   }
   for (const TensorInfo& out : outputs) {
     if (out.dtype != value_dtype)
-      live += out.byte_size;  // the cast result, next to its source value
+      live = SaturatingAdd(live, out.byte_size);  // the cast result, next to its source value
   }
   return std::max(peak, live);
 }

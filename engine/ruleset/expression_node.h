@@ -18,9 +18,11 @@ struct ExprNode {
   Value value;       // kConst
   std::string name;  // kName, kCall (function), kUnary/kBinary (operator)
   std::vector<std::shared_ptr<const ExprNode>> args;
+  uint64_t depth = 1;  // levels of the tree from this node down
 };
 
-// Parses `text` (grammar in expression.h); errors are kRuleInvalid at the offending column.
+// Parses `text` (grammar in expression.h); errors are kRuleInvalid at the offending column, or
+// kLimitExceeded for an expression deeper than limits::kMaxExpressionDepth.
 Result<std::shared_ptr<const ExprNode>> ParseExpressionTree(const std::string& text,
                                                             const Location& where);
 

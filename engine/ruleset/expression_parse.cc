@@ -1,6 +1,8 @@
 // The expression parser: text -> ExprNode tree (grammar in expression.h).
+#include <algorithm>
 #include <cctype>
 
+#include "engine/base/limits.h"
 #include "engine/ruleset/expression_node.h"
 
 namespace cw {
@@ -27,12 +29,32 @@ class Parser {
   }
 
  private:
-  Error Fail(const std::string& message, size_t pos) const {
+  Error Fail(const std::string& message, size_t pos,
+             ErrorCode code = ErrorCode::kRuleInvalid) const {
     Location at = where_;
     if (at.column > 0)
       at.column += static_cast<int>(pos);
-    return Error(ErrorCode::kRuleInvalid, "bad expression \"" + text_ + "\": " + message, at);
+    return Error(code, "bad expression \"" + text_ + "\": " + message, at);
   }
+
+  Error TooDeep(size_t pos) const {
+    return Fail("nested deeper than " + std::to_string(limits::kMaxExpressionDepth) + " levels",
+                pos, ErrorCode::kLimitExceeded);
+  }
+
+  // Counts the parser's own nesting (parentheses, calls, `not`, `-`) while it recurses; the
+  // trees it builds are measured by Make.
+  class Nested {
+   public:
+    explicit Nested(uint64_t& depth) : count_(++depth) {}
+    Nested(const Nested&) = delete;
+    Nested& operator=(const Nested&) = delete;
+    ~Nested() { --count_; }
+    bool too_deep() const { return count_ > limits::kMaxExpressionDepth; }
+
+   private:
+    uint64_t& count_;
+  };
 
   Status Lex() {
     size_t i = 0;
@@ -83,20 +105,29 @@ class Parser {
   bool IsOp(const char* op) const { return Peek().kind == Token::kOp && Peek().text == op; }
   bool IsWord(const char* word) const { return Peek().kind == Token::kName && Peek().text == word; }
 
-  static NodePtr Make(NodeKind kind, std::string name, std::vector<NodePtr> args) {
+  // `pos`: the operator's or name's position, for the error when the tree gets too deep.
+  Result<NodePtr> Make(NodeKind kind, std::string name, std::vector<NodePtr> args,
+                       size_t pos) const {
     auto n = std::make_shared<ExprNode>();
     n->kind = kind;
     n->name = std::move(name);
     n->args = std::move(args);
-    return n;
+    for (const NodePtr& a : n->args)
+      n->depth = std::max(n->depth, a->depth + 1);
+    if (n->depth > limits::kMaxExpressionDepth)
+      return TooDeep(pos);
+    return NodePtr(n);
   }
 
   Result<NodePtr> ParseOr() {
+    const Nested nested(depth_);
+    if (nested.too_deep())
+      return TooDeep(Peek().pos);
     CW_ASSIGN_OR_RETURN(NodePtr left, ParseAnd());
     while (IsWord("or")) {
-      ++next_;
+      const size_t pos = tokens_[next_++].pos;
       CW_ASSIGN_OR_RETURN(NodePtr right, ParseAnd());
-      left = Make(NodeKind::kBinary, "or", {left, right});
+      CW_ASSIGN_OR_RETURN(left, Make(NodeKind::kBinary, "or", {left, right}, pos));
     }
     return left;
   }
@@ -104,18 +135,21 @@ class Parser {
   Result<NodePtr> ParseAnd() {
     CW_ASSIGN_OR_RETURN(NodePtr left, ParseNot());
     while (IsWord("and")) {
-      ++next_;
+      const size_t pos = tokens_[next_++].pos;
       CW_ASSIGN_OR_RETURN(NodePtr right, ParseNot());
-      left = Make(NodeKind::kBinary, "and", {left, right});
+      CW_ASSIGN_OR_RETURN(left, Make(NodeKind::kBinary, "and", {left, right}, pos));
     }
     return left;
   }
 
   Result<NodePtr> ParseNot() {
     if (IsWord("not")) {
-      ++next_;
+      const Nested nested(depth_);
+      const size_t pos = tokens_[next_++].pos;
+      if (nested.too_deep())
+        return TooDeep(pos);
       CW_ASSIGN_OR_RETURN(NodePtr operand, ParseNot());
-      return Make(NodeKind::kUnary, "not", {operand});
+      return Make(NodeKind::kUnary, "not", {operand}, pos);
     }
     return ParseCompare();
   }
@@ -124,9 +158,9 @@ class Parser {
     CW_ASSIGN_OR_RETURN(NodePtr left, ParseSum());
     for (const char* op : {"==", "!=", "<=", ">=", "<", ">"}) {
       if (IsOp(op)) {
-        ++next_;
+        const size_t pos = tokens_[next_++].pos;
         CW_ASSIGN_OR_RETURN(NodePtr right, ParseSum());
-        return Make(NodeKind::kBinary, op, {left, right});
+        return Make(NodeKind::kBinary, op, {left, right}, pos);
       }
     }
     return left;
@@ -135,9 +169,9 @@ class Parser {
   Result<NodePtr> ParseSum() {
     CW_ASSIGN_OR_RETURN(NodePtr left, ParseProduct());
     while (IsOp("+") || IsOp("-")) {
-      const std::string op = tokens_[next_++].text;
+      const Token op = tokens_[next_++];
       CW_ASSIGN_OR_RETURN(NodePtr right, ParseProduct());
-      left = Make(NodeKind::kBinary, op, {left, right});
+      CW_ASSIGN_OR_RETURN(left, Make(NodeKind::kBinary, op.text, {left, right}, op.pos));
     }
     return left;
   }
@@ -145,18 +179,21 @@ class Parser {
   Result<NodePtr> ParseProduct() {
     CW_ASSIGN_OR_RETURN(NodePtr left, ParseUnary());
     while (IsOp("*") || IsOp("/") || IsOp("%")) {
-      const std::string op = tokens_[next_++].text;
+      const Token op = tokens_[next_++];
       CW_ASSIGN_OR_RETURN(NodePtr right, ParseUnary());
-      left = Make(NodeKind::kBinary, op, {left, right});
+      CW_ASSIGN_OR_RETURN(left, Make(NodeKind::kBinary, op.text, {left, right}, op.pos));
     }
     return left;
   }
 
   Result<NodePtr> ParseUnary() {
     if (IsOp("-")) {
-      ++next_;
+      const Nested nested(depth_);
+      const size_t pos = tokens_[next_++].pos;
+      if (nested.too_deep())
+        return TooDeep(pos);
       CW_ASSIGN_OR_RETURN(NodePtr operand, ParseUnary());
-      return Make(NodeKind::kUnary, "-", {operand});
+      return Make(NodeKind::kUnary, "-", {operand}, pos);
     }
     return ParseAtom();
   }
@@ -194,7 +231,7 @@ class Parser {
       return NodePtr(n);
     }
     if (!IsOp("("))
-      return Make(NodeKind::kName, t.text, {});
+      return Make(NodeKind::kName, t.text, {}, t.pos);
     return ParseCall(t);
   }
 
@@ -221,13 +258,14 @@ class Parser {
                       std::to_string(args.size()),
                   name.pos);
     }
-    return Make(NodeKind::kCall, name.text, std::move(args));
+    return Make(NodeKind::kCall, name.text, std::move(args), name.pos);
   }
 
   const std::string& text_;
   const Location& where_;
   std::vector<Token> tokens_;
   size_t next_ = 0;
+  uint64_t depth_ = 0;
 };
 
 }  // namespace

@@ -13,7 +13,11 @@ struct Scenario {
   std::vector<std::pair<std::string, std::vector<Value>>> choices;
 };
 
-constexpr size_t kMaxScenarioParams = 10;
+// Combinations of parameter values tried per pair of rules (10 bool parameters), and sample
+// names per pattern. Parameters past the first cap are left unknown ("may hold"); a pattern with
+// many placeholders is sampled in part.
+constexpr size_t kMaxScenarios = 1024;
+constexpr size_t kMaxSamples = 256;
 
 // A parameter's text in patterns, as far as lint can know it: its constant default or "".
 std::map<std::string, std::string> SampleParamText(const RuleSet& rs) {
@@ -42,9 +46,9 @@ std::vector<std::pair<std::string, Bindings>> Samples(
     }
     std::vector<Bindings> next;
     for (const Bindings& b : bindings) {
-      for (const Value& v : values) {
+      for (size_t i = 0; i < values.size() && next.size() < kMaxSamples; ++i) {
         Bindings e = b;
-        e[name] = v;
+        e[name] = values[i];
         next.push_back(std::move(e));
       }
     }
@@ -128,14 +132,18 @@ class OverlapCheck {
       }
     }
     Scenario s;
+    size_t combinations = 1;
     for (const std::string& n : names) {
       const ParamDecl* p = rs_.FindParam(n);
-      if (!p || s.choices.size() >= kMaxScenarioParams)
+      std::vector<Value> values;
+      if (p && p->type == ValueType::kBool)
+        values = {Value::Bool(false), Value::Bool(true)};
+      else if (p && p->type == ValueType::kString)
+        values = p->allowed;
+      if (values.empty() || combinations * values.size() > kMaxScenarios)
         continue;
-      if (p->type == ValueType::kBool)
-        s.choices.push_back({n, {Value::Bool(false), Value::Bool(true)}});
-      else if (p->type == ValueType::kString && !p->allowed.empty())
-        s.choices.push_back({n, p->allowed});
+      combinations *= values.size();
+      s.choices.push_back({n, std::move(values)});
     }
     return s;
   }

@@ -36,7 +36,9 @@ const TextNode* Fields::Get(const char* key) const {
 
 Location TextStart(const TextNode& node) {
   Location at = node.where;
-  if (node.quoted && at.column > 0)
+  if (!node.verbatim)
+    at.column = 0;
+  else if (node.quoted && at.column > 0)
     ++at.column;
   return at;
 }

@@ -31,7 +31,10 @@ class Fields {
   bool ok_ = false;
 };
 
-// The location of a scalar's first character of text (after an opening quote).
+// The location of a scalar's first character of text (after an opening quote), for messages
+// about a part of it (Expr::Parse and NamePattern::Parse add the offset of the part to the
+// column). Without a column (0: the line only) when the text is not written verbatim on one line,
+// where no column of the file corresponds to an offset into it.
 Location TextStart(const TextNode& node);
 
 std::optional<std::string> ReadText(const TextNode& node, const std::string& what,

@@ -504,6 +504,48 @@ rules:
     CHECK(MakePlan(seven, TelechatInventory(true, false), options).ok());
   }
 
+  TEST_CASE("an op or cast that makes a tensor of 2^64 bytes or more fails at its rule") {
+    // tests/fuzz/regressions/rules/output_size_overflow_pad.yaml: the output's byte size wrapped
+    // to 0, and the executor would have been asked for the real size.
+    const auto fails = [](const std::string& ops, std::vector<TensorInfo> inventory,
+                          std::optional<DType> cast = std::nullopt) {
+      const RuleSet rules = RulesText("rules:\n  - hf: [a, b]\n    ms: [c]\n    ops:\n" + ops);
+      PlanOptions options;
+      options.cast = cast;
+      auto plan = MakePlan(rules, inventory, options);
+      REQUIRE_FALSE(plan.ok());
+      CHECK(plan.error().code() == ErrorCode::kPlanInvalid);
+      CHECK(plan.error().message().find("2^64") != std::string::npos);
+    };
+    const uint64_t half = uint64_t{1} << 63;
+    const std::vector<TensorInfo> two = {test::Info("a", DType::kF32, {2}),
+                                         test::Info("b", DType::kF32, {2})};
+    fails("      - concat: {axis: 0, equal: true}\n      - pad: {axis: 0, from: 4, to: " +
+              std::to_string(uint64_t{1} << 62) + "}\n",
+          two);
+    const std::vector<TensorInfo> huge = {test::Info("a", DType::kU8, {half}),
+                                          test::Info("b", DType::kU8, {half})};
+    fails("      - concat: {axis: 0, equal: true}\n", huge);
+    fails("      - concat: {axis: 0, equal: true}\n      - split: {axis: 0, sizes: [" +
+              std::to_string(half - 1) + ", " + std::to_string(half - 1) + ", 6]}\n" +
+              "      - concat: {axis: 0, equal: true}\n",
+          two);
+    const std::vector<TensorInfo> wide = {test::Info("a", DType::kF16, {half / 4}),
+                                          test::Info("b", DType::kF16, {half / 4})};
+    fails("      - concat: {axis: 0, equal: true}\n", wide, DType::kF64);
+  }
+
+  TEST_CASE("a missing layer far past the others is reported without listing every layer") {
+    // tests/fuzz/regressions/rules/oom_coverage_of_layer_99999999999.yaml: coverage listed
+    // every layer index up to the largest seen, 10^11 of them.
+    const RuleSet rules =
+        RulesText("placeholders: {l: int}\nrules:\n  - {hf: \"x.{l}\", ms: \"y.{l}\"}\n");
+    auto plan = MakePlan(rules, Named({"x.99999999999"}), {});
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().message().find("at least 999999 of its tensors are missing: x.0, x.1") !=
+          std::string::npos);
+  }
+
   TEST_CASE("gpt2: without --layers or n_layer every layer is converted and nothing dropped") {
     const RuleSet rules = Rules("gpt2.yaml");
     std::vector<std::string> names = {"wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"};

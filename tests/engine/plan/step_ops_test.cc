@@ -86,11 +86,13 @@ void CheckRoundTrip(const RuleSet& rules, const Tensors& in, const ParamInputs& 
   const Tensors there = Run(rules, in, Direction::kForward, params);
   const Tensors back = Run(rules, there, Direction::kReverse, params);
   REQUIRE(back.size() == in.size());
-  for (const auto& [name, t] : in) {
+  // Not a structured binding: clang 14 cannot capture one in CAPTURE's lambda.
+  for (const auto& entry : in) {
+    const std::string& name = entry.first;
     CAPTURE(name);
     REQUIRE(back.count(name));
-    CHECK(back.at(name).info == t.info);
-    CHECK(back.at(name).bytes == t.bytes);
+    CHECK(back.at(name).info == entry.second.info);
+    CHECK(back.at(name).bytes == entry.second.bytes);
   }
 }
 

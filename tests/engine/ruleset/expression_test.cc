@@ -9,6 +9,13 @@ namespace {
 
 const Location kAt = TextLocation("r.yaml", 3, 10);
 
+std::string Repeat(const std::string& part, size_t times) {
+  std::string s;
+  for (size_t i = 0; i < times; ++i)
+    s += part;
+  return s;
+}
+
 Result<Value> Eval(const std::string& text, std::map<std::string, Value> names = {}) {
   auto e = Expr::Parse(text, kAt);
   if (!e.ok())
@@ -94,6 +101,24 @@ TEST_SUITE("ruleset.expression") {
     CHECK_FALSE(Expr::Parse("foo(1)", kAt).ok());
     CHECK_FALSE(Expr::Parse("min(1)", kAt).ok());
     CHECK_FALSE(Expr::Parse("", kAt).ok());
+  }
+
+  TEST_CASE("an expression nested past the depth cap is a limit error, not a stack overflow") {
+    // tests/fuzz/regressions/rules/stack_overflow_*.yaml: each level recursed in the parser,
+    // the evaluator and the tree's destructor.
+    const std::string deep = std::string(5000, '(') + "1" + std::string(5000, ')');
+    for (const std::string& text :
+         {deep, std::string(5000, '-') + "1", Repeat("not ", 5000) + "true",
+          Repeat("1 + ", 5000) + "1", Repeat("min(1, ", 5000) + "1" + std::string(5000, ')')}) {
+      CAPTURE(text.substr(0, 20));
+      auto e = Expr::Parse(text, kAt);
+      REQUIRE_FALSE(e.ok());
+      CHECK(e.error().code() == ErrorCode::kLimitExceeded);
+      CHECK(e.error().where().line == 3);
+    }
+    const std::string at_cap = std::string(255, '(') + "7" + std::string(255, ')');
+    CHECK(Eval(at_cap)->as_int() == 7);
+    CHECK(Eval(Repeat("1 + ", 255) + "1")->as_int() == 256);
   }
 
   TEST_CASE("names lists every identifier read and constants are recognised") {

@@ -141,6 +141,56 @@ rules:
     CHECK(load.errors[0].where().column == 33);
   }
 
+  TEST_CASE("an error in a scalar gets a column only when the scalar is written on one line") {
+    // tests/fuzz/regressions/rules/column_past_line_in_folded_scalar.yaml: an offset into a
+    // scalar folded over lines or written with escapes is no column of the file.
+    auto folded = Parse(
+        "name: t\nrules:\n  - hf: a\n    ms: b\n    ops:\n"
+        "      - split: {axis: 0, sizes: [heads * hea\nx.y, 1]}\n");
+    REQUIRE(folded.errors.size() == 1);
+    CHECK(folded.errors[0].where().line == 6);
+    CHECK(folded.errors[0].where().column == 0);
+    auto escaped = Parse("name: t\nrules:\n  - hf: a\n    ms: b\n    when: \"\\x41 +\"\n");
+    REQUIRE(escaped.errors.size() == 1);
+    CHECK(escaped.errors[0].where().line == 5);
+    CHECK(escaped.errors[0].where().column == 0);
+    auto one_line = Parse("name: t\nrules:\n  - hf: a\n    ms: b\n    when: \"x ? y\"\n");
+    REQUIRE(one_line.errors.size() == 1);
+    CHECK(one_line.errors[0].where().line == 5);
+    CHECK(one_line.errors[0].where().column == 14);
+  }
+
+  TEST_CASE("a YAML error yaml-cpp marks past the end of the text is located at its end") {
+    // tests/fuzz/regressions/rules/column_past_end_after_nul_byte.yaml: yaml-cpp reads on past
+    // a NUL byte and marked column 4 of a 2-byte last line.
+    auto load = Parse(std::string("#: x\nname: t\nrules:\n  - hf: buffer\n \0", 37));
+    REQUIRE(load.errors.size() == 1);
+    CHECK(load.errors[0].where().line == 5);
+    CHECK(load.errors[0].where().column == 3);
+  }
+
+  TEST_CASE("aliases may repeat a part of a file but not expand it past its size in bytes") {
+    // tests/fuzz/regressions/rules/oom_alias_expansion.yaml: nine lines of aliases of aliases
+    // expanded to a billion nodes.
+    std::string text = "name: t\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (int i = 1; i < 9; ++i) {
+      text += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+      for (int j = 0; j < 10; ++j)
+        text += (j ? ", *a" : "*a") + std::to_string(i - 1);
+      text += "]\n";
+    }
+    auto load = Parse(text + "rules: *a8\n");
+    REQUIRE_FALSE(load.errors.empty());
+    CHECK(load.errors[0].code() == ErrorCode::kLimitExceeded);
+    CHECK(load.errors[0].where().file == "t.yaml");
+    auto reused = Parse(
+        "name: t\nrules:\n  - hf: &pair [a, b]\n    ms: c\n    ops: &join\n"
+        "      - concat: {axis: 0, equal: true}\n  - hf: *pair\n    ms: d\n    ops: *join\n");
+    REQUIRE(reused.errors.empty());
+    CHECK(reused.rules->rules[1].hf.size() == 2);
+    CHECK(reused.rules->rules[1].ops.size() == 1);
+  }
+
   TEST_CASE("truncated or damaged rule files load or give located errors and never crash") {
     const std::string text = test::ReadFile(test::SourcePath("rules/llama.yaml"));
     auto check = [](const RuleLoad& load) {

@@ -87,6 +87,36 @@ rules:
     CHECK_MESSAGE(errors.empty(), Joined(errors));
   }
 
+  TEST_CASE("lint samples a pattern of many placeholders and conditions of many parameters") {
+    // tests/fuzz/regressions/rules/timeout_lint_*.yaml: 16 placeholders gave 3^16 sample names
+    // per pattern; 10 parameters of 30 values, 30^10 scenarios per pair of rules.
+    std::string text = "name: t\nplaceholders:\n";
+    std::string pattern;
+    for (int i = 0; i < 16; ++i) {
+      text += "  p" + std::to_string(i) + ": int\n";
+      pattern += ".{p" + std::to_string(i) + "}";
+    }
+    text += "rules:\n  - {hf: \"a" + pattern + "\", ms: \"b" + pattern + "\"}\n";
+    text += "  - {hf: \"a.0" + pattern.substr(5) + "\", ms: \"c" + pattern.substr(5) + "\"}\n";
+    const auto placeholders = LintText(text);
+    REQUIRE(placeholders.size() == 1);
+    CHECK(placeholders[0].message().find("overlapping hf patterns") != std::string::npos);
+
+    std::string params = "name: t\nparams:\n";
+    std::string when;
+    for (int i = 0; i < 10; ++i) {
+      params += "  s" + std::to_string(i) + ": {type: string, values: [";
+      for (int v = 0; v < 30; ++v)
+        params += (v ? ", v" : "v") + std::to_string(v);
+      params += "], default: v0}\n";
+      when += std::string(i ? " and " : "") + "s" + std::to_string(i) + " == 'v1'";
+    }
+    const auto scenarios = LintText(params + "rules:\n  - {hf: a, ms: b, when: \"" + when +
+                                    "\"}\n  - {hf: a, ms: c, when: \"not (" + when + ")\"}\n");
+    // Decided on the combinations of the first two parameters and the others' defaults.
+    CHECK(scenarios.empty());
+  }
+
   TEST_CASE("a literal name inside a placeholder pattern is an overlap whichever comes first") {
     const auto errors = LintText(R"(
 name: t

@@ -15,10 +15,17 @@ sample's origin: burn_*, hf_sample_*, mindscience_*, ...) and outputs of our own
   convert_weight rewrite safetensors/burn_embedding.safetensors \
       torch/writer_embedding_root_key.pth --root-key model
 
+The rule-file seeds (rules/) are the bundled rule files and the broken files of
+tests/data/bad_rules as they are (the fuzz target then makes an inventory from the patterns), and
+rule files followed by an inventory written here (rules_fuzzer.cc describes the format).
+
 Run from tests/fuzz/corpus after those; needs only the Python standard library.
 """
 import collections
+import glob
 import io
+import json
+import os
 import pickle
 import shutil
 import struct
@@ -87,3 +94,172 @@ for label, method, zip64 in [("deflated", zipfile.ZIP_DEFLATED, False),
     write(f"zip/python_{label}.zip", buffer.getvalue())
     if label == "deflated":
         write("torch/python_deflated_scalar.pt", buffer.getvalue())
+
+# Rule files: the bundled ones and the broken ones as they are, then with inventories.
+REPO = os.path.join("..", "..", "..")
+for path in glob.glob(os.path.join(REPO, "rules", "*.yaml")):
+    shutil.copy(path, "rules/" + os.path.basename(path))
+for path in glob.glob(os.path.join(REPO, "tests", "data", "bad_rules", "*.yaml")):
+    shutil.copy(path, "rules/bad_" + os.path.basename(path))
+
+
+def rules_seed(name, rule_text, tensors, config=None, sets=(), cast=None):
+    lines = [rule_text.rstrip("\n"), "#@ inventory"]
+    lines += [f"{n} {dtype} {','.join(map(str, shape))}".rstrip() for n, dtype, shape in tensors]
+    lines += [f"set {kv}" for kv in sets]
+    if config is not None:
+        lines.append("config " + json.dumps(config, separators=(",", ":")))
+    if cast:
+        lines.append("cast " + cast)
+    write("rules/" + name, ("\n".join(lines) + "\n").encode())
+
+
+def bundled(family):
+    with open(os.path.join(REPO, "rules", family + ".yaml")) as f:
+        return f.read()
+
+
+def llama_tensors(layers=2, hidden=16, heads=4, kv_heads=2, inter=24, vocab=32, dtype="BF16",
+                  qkv_bias=False, lm_head=True, inv_freq=False, lora=False):
+    d = hidden // heads
+    out = [("model.embed_tokens.weight", dtype, [vocab, hidden])]
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        out.append((p + "input_layernorm.weight", dtype, [hidden]))
+        for proj, rows in [("q", heads * d), ("k", kv_heads * d), ("v", kv_heads * d)]:
+            out.append((p + f"self_attn.{proj}_proj.weight", dtype, [rows, hidden]))
+            if qkv_bias:
+                out.append((p + f"self_attn.{proj}_proj.bias", dtype, [rows]))
+        out.append((p + "self_attn.o_proj.weight", dtype, [hidden, heads * d]))
+        if inv_freq:
+            out.append((p + "self_attn.rotary_emb.inv_freq", "F32", [d // 2]))
+        if lora:
+            out.append((p + "self_attn.o_proj.lora_A.weight", dtype, [2, heads * d]))
+            out.append((p + "self_attn.o_proj.lora_B.weight", dtype, [hidden, 2]))
+        out.append((p + "mlp.gate_proj.weight", dtype, [inter, hidden]))
+        out.append((p + "mlp.up_proj.weight", dtype, [inter, hidden]))
+        out.append((p + "mlp.down_proj.weight", dtype, [hidden, inter]))
+        out.append((p + "post_attention_layernorm.weight", dtype, [hidden]))
+    out.append(("model.norm.weight", dtype, [hidden]))
+    if lm_head:
+        out.append(("lm_head.weight", dtype, [vocab, hidden]))
+    return out
+
+
+LLAMA_CONFIG = {"num_hidden_layers": 2, "hidden_size": 16, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "intermediate_size": 24}
+rules_seed("llama_inventory.yaml", bundled("llama"), llama_tensors(), LLAMA_CONFIG)
+rules_seed("llama_fused_grouped_inventory.yaml", bundled("llama"), llama_tensors(), LLAMA_CONFIG,
+           sets=["qkv_concat=true"])
+rules_seed("llama_fused_plain_bias_inventory.yaml", bundled("llama"),
+           llama_tensors(qkv_bias=True, dtype="F32"), dict(LLAMA_CONFIG, attention_bias=True),
+           sets=["qkv_concat=yes", "concat_layout=plain"], cast="bf16")
+rules_seed("llama_tied_lora_inventory.yaml", bundled("llama"),
+           llama_tensors(lm_head=False, inv_freq=True, lora=True),
+           dict(LLAMA_CONFIG, tie_word_embeddings=True))
+rules_seed("qwen2_inventory.yaml", bundled("qwen2"), llama_tensors(qkv_bias=True),
+           dict(LLAMA_CONFIG, text_config={"num_hidden_layers": 2}, num_hidden_layers=None))
+
+MIXTRAL_CONFIG = {"num_hidden_layers": 2, "num_local_experts": 2, "hidden_size": 8,
+                  "intermediate_size": 12}
+mixtral = []
+for name, dtype, shape in llama_tensors(hidden=8, heads=2, kv_heads=1, inter=12, vocab=16):
+    if ".mlp." not in name:
+        mixtral.append((name, dtype, shape))
+for i in range(2):
+    mixtral.append((f"model.layers.{i}.block_sparse_moe.gate.weight", "BF16", [2, 8]))
+    for e in range(2):
+        p = f"model.layers.{i}.block_sparse_moe.experts.{e}."
+        mixtral += [(p + "w1.weight", "BF16", [12, 8]), (p + "w2.weight", "BF16", [8, 12]),
+                    (p + "w3.weight", "BF16", [12, 8])]
+rules_seed("mixtral_inventory.yaml", bundled("mixtral"), mixtral, MIXTRAL_CONFIG)
+rules_seed("mixtral_gmm_inventory.yaml", bundled("mixtral"), mixtral, MIXTRAL_CONFIG,
+           sets=["use_gmm=true"])
+
+GLM3_CONFIG = {"num_layers": 1, "num_attention_heads": 2, "kv_channels": 4,
+               "multi_query_attention": True, "multi_query_group_num": 1, "ffn_hidden_size": 6,
+               "add_qkv_bias": True}
+glm3 = [("transformer.embedding.word_embeddings.weight", "F16", [10, 8]),
+        ("transformer.rotary_pos_emb.inv_freq", "F32", [2])]
+p = "transformer.encoder.layers.0."
+glm3 += [(p + "input_layernorm.weight", "F16", [8]),
+         (p + "self_attention.query_key_value.weight", "F16", [16, 8]),
+         (p + "self_attention.query_key_value.bias", "F16", [16]),
+         (p + "self_attention.dense.weight", "F16", [8, 8]),
+         (p + "post_attention_layernorm.weight", "F16", [8]),
+         (p + "mlp.dense_h_to_4h.weight", "F16", [12, 8]),
+         (p + "mlp.dense_4h_to_h.weight", "F16", [8, 6])]
+glm3 += [("transformer.encoder.final_layernorm.weight", "F16", [8]),
+         ("transformer.output_layer.weight", "F16", [10, 8])]
+rules_seed("glm3_rope_inventory.yaml", bundled("glm3"), glm3, GLM3_CONFIG,
+           sets=["use_rearrange_rope=true"])
+rules_seed("glm3_split_inventory.yaml", bundled("glm3"), glm3, GLM3_CONFIG,
+           sets=["qkv_concat=false", "mlp_concat=false", "use_rearrange_rope=1"])
+
+gpt2 = [("transformer.wte.weight", "F32", [10, 6]), ("transformer.wpe.weight", "F32", [4, 6]),
+        ("lm_head.weight", "F32", [10, 6])]
+for i in range(3):
+    p = f"transformer.h.{i}."
+    gpt2 += [(p + "ln_1.weight", "F32", [6]), (p + "ln_1.bias", "F32", [6]),
+             (p + "attn.c_attn.weight", "F32", [6, 18]), (p + "attn.c_attn.bias", "F32", [18]),
+             (p + "attn.c_proj.weight", "F32", [6, 6]), (p + "attn.c_proj.bias", "F32", [6]),
+             (p + "attn.bias", "BOOL", [1, 1, 4, 4]), (p + "attn.masked_bias", "F32", []),
+             (p + "ln_2.weight", "F32", [6]), (p + "ln_2.bias", "F32", [6]),
+             (p + "mlp.c_fc.weight", "F32", [6, 24]), (p + "mlp.c_fc.bias", "F32", [24]),
+             (p + "mlp.c_proj.weight", "F32", [24, 6]), (p + "mlp.c_proj.bias", "F32", [6])]
+gpt2 += [("transformer.ln_f.weight", "F32", [6]), ("transformer.ln_f.bias", "F32", [6])]
+rules_seed("gpt2_prefixed_inventory.yaml", bundled("gpt2"), gpt2, {"n_layer": 3})
+rules_seed("gpt2_fewer_layers_inventory.yaml", bundled("gpt2"), gpt2, {}, sets=["layers=2"],
+           cast="f16")
+
+# The ops no bundled file uses, each written forward and planned both ways.
+OPS_RULES = """name: ops
+params:
+  n: {type: int, default: 2}
+  wide: {type: int, config: wide, default: 8}
+  pick: {type: string, values: [a, b], detect: true}
+placeholders:
+  i: {type: int, count: n}
+  e: int
+rules:
+  - hf: "p.${pick}.{i}.w"
+    ms: "q.{i}.w"
+    dtype: {ms: F16, hf: keep}
+    ops:
+      - pad: {axis: -1, from: 4, to: wide}
+      - truncate: {axis: 0, from: 4, to: 3}
+      - transpose: [-1, 0]
+  - hf: ["u.{i}.a", "u.{i}.b"]
+    ms: "v.{i}"
+    ops:
+      - rope_interleave: {heads: [2, 1], axis: 0}
+      - interleave: {axis: 0, groups: 2, equal: true}
+      - reshape: {from: [8, 3], to: [2, -1]}
+  - hf: "s.{i}"
+    ms: ["t.{i}.x", "t.{i}.y"]
+    ops:
+      - deinterleave: {axis: 1, groups: 2, parts: 2}
+      - concat: {axis: 0, equal: true}
+      - split: {axis: 0, sizes: [1, 3]}
+      - permute: [1, 0]
+        tensors: [1]
+  - hf: "stacked"
+    ms: "one.{e}"
+    ops:
+      - unstack: {over: e, axis: 0}
+  - hf: "plain.${pick}"
+    ms: "plain"
+  - hf: "tie.me"
+    ms: "tied.out"
+    tied: {to: "plain.${pick}", when: "n > 1"}
+  - hf: "gone.{e}"
+    drop: true
+    optional: "n == 2"
+    when: "e % 2 == 0 and min(e, n) >= 0"
+"""
+rules_seed("ops_inventory.yaml", OPS_RULES,
+           [("p.b.0.w", "F32", [4, 4]), ("p.b.1.w", "F32", [4, 4]),
+            ("u.0.a", "I32", [4, 3]), ("u.0.b", "I32", [4, 3]),
+            ("u.1.a", "I32", [4, 3]), ("u.1.b", "I32", [4, 3]),
+            ("s.0", "U8", [2, 4]), ("s.1", "U8", [2, 4]), ("stacked", "BF16", [3, 2, 2]),
+            ("plain.b", "F64", [2]), ("gone.0", "BOOL", []), ("gone.2", "BOOL", [0])], {"wide": 6})
