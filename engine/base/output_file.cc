@@ -192,6 +192,11 @@ Status OutputFile::WriteAt(uint64_t offset, ByteSpan bytes) const {
   return OkStatus();
 }
 
+Status OutputFile::CopyFrom(uint64_t offset, const InputFile& source, uint64_t source_offset,
+                            uint64_t n) const {
+  return CopyFileRange(source, source_offset, fd_, offset, n, target_.string());
+}
+
 Status OutputFile::Resize(uint64_t size) const {
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
     return OsError("cannot set output size");
