@@ -8,6 +8,8 @@
 #include <cstring>
 #include <memory>
 
+#include "engine/base/mapped_file.h"
+
 namespace cw {
 
 Result<InputFile> InputFile::Open(const std::string& path) {
@@ -28,7 +30,8 @@ InputFile::~InputFile() {
 }
 
 Error InputFile::EndedEarly(uint64_t offset) const {
-  return Error(ErrorCode::kIo, "input changed while being read: it ends before this byte",
+  return Error(ErrorCode::kIo,
+               std::string(kInputChangedMessage) + " (truncated?): it ends before this byte",
                ByteLocation(path_, offset));
 }
 

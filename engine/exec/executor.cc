@@ -184,6 +184,12 @@ class Runner {
   }
 
   Status Run() {
+    // Opened up front: a file deleted or replaced later is then still the file that was listed,
+    // and the identity check before the commit reports the change.
+    for (size_t i = 0; i < extents_.size(); ++i) {
+      if (!extents_[i].empty())
+        CW_RETURN_IF_ERROR(sources_.Get(reader_.FileOf(i)).status());
+    }
     const unsigned threads = std::max(1u, options_.threads);
     std::vector<std::thread> pool;
     for (unsigned t = 1; t < threads; ++t)
