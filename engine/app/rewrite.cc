@@ -2,6 +2,7 @@
 
 #include "cw/convert_weight.h"
 #include "engine/base/byte_size.h"
+#include "engine/base/mapped_file.h"
 #include "engine/formats/checkpoint_io.h"
 
 namespace cw {
@@ -24,7 +25,11 @@ Status Rewrite(const RewriteRequest& request, std::ostream& err) {
   }
   CW_ASSIGN_OR_RETURN(auto writer,
                       CreateCheckpointWriter(request.output, reader->tensors(), options));
-  return CopyAllTensors(*reader, *writer);
+  CW_RETURN_IF_ERROR(CopyAllTensors(*reader, *writer));
+  // As for convert: a file rewritten in place while read gives mixed bytes that only its identity
+  // reveals.
+  CW_RETURN_IF_ERROR(CheckMappedInputsUnchanged());
+  return writer->Commit();
 }
 
 }  // namespace cw

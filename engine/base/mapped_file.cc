@@ -105,18 +105,6 @@ Error OsError(const std::string& path, const std::string& what) {
   return Error(ErrorCode::kIo, what + ": " + std::strerror(errno), FileLocation(path));
 }
 
-// Rounds a range out to whole pages, as madvise requires.
-void Advise(const std::byte* base, uint64_t size, uint64_t offset, uint64_t n, int advice) {
-  if (base == nullptr || offset >= size)
-    return;
-  n = std::min(n, size - offset);
-  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  const uint64_t start = offset / page * page;
-  const uint64_t end = offset + n;
-  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast): madvise takes a non-const pointer.
-  madvise(const_cast<std::byte*>(base) + start, end - start, advice);
-}
-
 }  // namespace
 
 Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
@@ -187,14 +175,6 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr)
     ::munmap(const_cast<std::byte*>(data_), size_);
   data_ = nullptr;
-}
-
-void MappedFile::WillNeed(uint64_t offset, uint64_t n) const {
-  Advise(data_, size_, offset, n, MADV_WILLNEED);
-}
-
-void MappedFile::DontNeed(uint64_t offset, uint64_t n) const {
-  Advise(data_, size_, offset, n, MADV_DONTNEED);
 }
 
 const char* MappedInputAt(const void* address) {

@@ -34,11 +34,6 @@ class MappedFile {
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
-  // Tells the kernel that [offset, offset + n) will be read soon / is no longer needed, so that
-  // streaming a model larger than memory keeps the page cache footprint small.
-  void WillNeed(uint64_t offset, uint64_t n) const;
-  void DontNeed(uint64_t offset, uint64_t n) const;
-
   struct OpenInput;  // the table entry: path, range and identity at open
 
  private:

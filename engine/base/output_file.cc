@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <string_view>
@@ -192,6 +193,11 @@ Status OutputFile::WriteAt(uint64_t offset, ByteSpan bytes) const {
   return OkStatus();
 }
 
+Status OutputFile::CopyFrom(uint64_t offset, const InputFile& source, uint64_t source_offset,
+                            uint64_t n) const {
+  return CopyFileRange(source, source_offset, fd_, offset, n, target_.string());
+}
+
 Status OutputFile::Resize(uint64_t size) const {
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
     return OsError("cannot set output size");
@@ -252,7 +258,6 @@ OutputDir::~OutputDir() {
 
 Status OutputDir::Commit() {
   std::error_code ec;
-  fs::path old;
   if (fs::is_directory(target_, ec) && fs::is_empty(target_, ec))
     fs::remove(target_, ec);
   if (fs::exists(fs::symlink_status(target_, ec))) {
@@ -260,15 +265,18 @@ Status OutputDir::Commit() {
       return Error(ErrorCode::kUsage, "output appeared while converting",
                    FileLocation(target_.string()));
     }
-    old = TempNameFor(target_);
-    if (!Register(old))
-      return TooManyTemporaries(target_);
-    fs::rename(target_, old, ec);
-    if (ec) {
-      Unregister(old);
-      return Error(ErrorCode::kIo, "cannot move the old output aside: " + ec.message(),
+    // Swapped in one step, so that a signal at any moment leaves the old output or the new one
+    // under the name, never neither; the old one then sits under the staging name, which is
+    // removed like any temporary.
+    if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, target_.c_str(), RENAME_EXCHANGE) != 0) {
+      return Error(ErrorCode::kIo,
+                   std::string("cannot swap in the new output folder: ") + std::strerror(errno),
                    FileLocation(target_.string()));
     }
+    committed_ = true;
+    fs::remove_all(staging_, ec);
+    Unregister(staging_);
+    return OkStatus();
   }
   fs::rename(staging_, target_, ec);
   if (ec) {
@@ -277,10 +285,6 @@ Status OutputDir::Commit() {
   }
   Unregister(staging_);
   committed_ = true;
-  if (!old.empty()) {
-    fs::remove_all(old, ec);
-    Unregister(old);
-  }
   return OkStatus();
 }
 

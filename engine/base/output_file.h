@@ -11,6 +11,7 @@
 
 #include "cw/error.h"
 #include "engine/base/bytes.h"
+#include "engine/base/input_file.h"
 
 namespace cw {
 
@@ -30,6 +31,10 @@ class OutputFile {
   // Thread-safe positional write (pwrite); a short write or ENOSPC is an error naming the target.
   // Bytes from a mapped input that shrank meanwhile give kIo naming that input instead.
   Status WriteAt(uint64_t offset, ByteSpan bytes) const;
+  // Copies `n` bytes of `source` from `source_offset` to `offset` (copy_file_range when the file
+  // systems allow it). Thread-safe.
+  Status CopyFrom(uint64_t offset, const InputFile& source, uint64_t source_offset,
+                  uint64_t n) const;
   // Sets the final size up front so that positional writes may arrive in any order.
   Status Resize(uint64_t size) const;
   // fsync, then rename into place (atomic mode) or close (staging mode).

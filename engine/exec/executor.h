@@ -1,10 +1,16 @@
 // Runs a plan: reads each step's inputs, applies its ops and casts, hands the outputs to a
 // writer. The only code that touches tensor bytes during a conversion.
 //
-// Memory: inputs are borrowed from memory-mapped files; a step holds only the owned bytes its ops
-// need (PlanStep::working_bytes) plus a fixed cast buffer, and steps run together only while
-// their working bytes fit under `max_bytes_in_flight` (a step larger than the cap runs alone).
-// Casts run in fixed-size chunks straight into the writer, so a cast never holds a whole tensor.
+// I/O: steps read their inputs in plan order (the order of the input files), one step at a time,
+// with positional reads, so the disk serves one sequential stream. A step that only moves whole
+// blocks (a rename, a stack or split on the leading axis, see step_runs.h) is run as copies from
+// the input files into the writer: inside the kernel (copy_file_range) when no cast is needed,
+// else in chunks through a buffer.
+//
+// Memory: a step whose ops reorder elements (a transpose) holds its inputs and the values its ops
+// make (PlanStep::working_bytes); such steps run together only while their bytes fit under
+// `max_bytes_in_flight` (a step larger than the cap runs alone). Casts run in fixed-size chunks
+// straight into the writer, so a cast never holds a whole tensor.
 // Determinism: every output's place in the files is fixed by the writer at creation, so the
 // bytes written do not depend on the thread count or on which step finishes first.
 #pragma once

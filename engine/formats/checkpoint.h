@@ -15,6 +15,7 @@
 
 #include "cw/error.h"
 #include "engine/base/bytes.h"
+#include "engine/base/input_file.h"
 #include "engine/tensor/tensor.h"
 
 namespace cw {
@@ -28,6 +29,13 @@ std::string_view FormatName(FileFormat format);  // "safetensors", "torch", "min
 struct SkippedValue {
   std::string name;
   std::string description;  // e.g. "int 3", "None", "str \"adam\""
+};
+
+// Bytes [offset, offset + size) of a file.
+struct FileExtent {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  bool operator==(const FileExtent&) const = default;
 };
 
 class CheckpointReader {
@@ -47,10 +55,14 @@ class CheckpointReader {
   // Free-form string metadata (safetensors "__metadata__"); empty for other formats.
   virtual const std::map<std::string, std::string>& metadata() const = 0;
 
-  // Hints for streaming models larger than memory: tensor `index` will be read soon, or its
-  // mapped bytes are no longer needed and may leave the resident set. No effect on results.
-  virtual void Prefetch(size_t index) const { (void)index; }
-  virtual void Release(size_t index) const { (void)index; }
+  // Where the bytes of tensors()[index] lie in FileOf(index) when the file stores them as they
+  // are, in C order: one extent, or several for a tensor saved in pieces. Empty when only Read()
+  // can produce them (a strided torch tensor, a reader over bytes in memory). Lets an executor
+  // stream inputs in file order, or copy them inside the kernel, without mapping them.
+  virtual std::vector<FileExtent> Extents(size_t index) const {
+    (void)index;
+    return {};
+  }
 };
 
 struct WriterOptions {
@@ -78,6 +90,11 @@ class CheckpointWriter {
   // at creation). Thread-safe; pieces may come in any order. Every byte of every tensor must be
   // written exactly once before Commit().
   virtual Status Write(size_t index, uint64_t offset, ByteSpan bytes) = 0;
+  // Writes `size` bytes of `source` from `source_offset` as bytes [offset, offset + size) of tensor
+  // `index`, like Write(). Writers that need not see the bytes copy them inside the kernel; the
+  // default reads them through a buffer.
+  virtual Status CopyFromFile(size_t index, uint64_t offset, const InputFile& source,
+                              uint64_t source_offset, uint64_t size);
   // Checks that everything was written, finishes the file(s), fsyncs and renames into place.
   // Without Commit(), destroying the writer leaves nothing under the output name.
   virtual Status Commit() = 0;

@@ -30,7 +30,7 @@ Result<std::unique_ptr<CheckpointWriter>> CreateCheckpointWriter(const std::file
                                                                  std::vector<TensorInfo> tensors,
                                                                  const WriterOptions& options);
 
-// Writes every tensor of `reader` through `writer` (same names, same bytes), then commits.
+// Writes every tensor of `reader` through `writer` (same names, same bytes); does not commit.
 // REQUIRES: writer was created from reader.tensors().
 Status CopyAllTensors(const CheckpointReader& reader, CheckpointWriter& writer);
 

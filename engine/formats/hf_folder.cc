@@ -275,11 +275,8 @@ class FolderReader final : public CheckpointReader {
   }
   const std::vector<SkippedValue>& skipped() const override { return skipped_; }
   const std::map<std::string, std::string>& metadata() const override { return metadata_; }
-  void Prefetch(size_t index) const override {
-    shards_[places_[index].shard]->Prefetch(places_[index].index);
-  }
-  void Release(size_t index) const override {
-    shards_[places_[index].shard]->Release(places_[index].index);
+  std::vector<FileExtent> Extents(size_t index) const override {
+    return shards_[places_[index].shard]->Extents(places_[index].index);
   }
 
  private:
@@ -365,12 +362,13 @@ class ShardedWriter final : public CheckpointWriter {
       : shards_(std::move(shards)), routes_(std::move(routes)), index_(std::move(index)) {}
 
   Status Write(size_t index, uint64_t offset, ByteSpan bytes) override {
-    if (index >= routes_.size()) {
-      return Error(ErrorCode::kInternal, "write to tensor #" + std::to_string(index) + " of " +
-                                             std::to_string(routes_.size()));
-    }
-    const Route& r = routes_[index];
+    CW_ASSIGN_OR_RETURN(const Route r, RouteOf(index));
     return shards_[r.shard]->Write(r.index, offset, bytes);
+  }
+  Status CopyFromFile(size_t index, uint64_t offset, const InputFile& source,
+                      uint64_t source_offset, uint64_t size) override {
+    CW_ASSIGN_OR_RETURN(const Route r, RouteOf(index));
+    return shards_[r.shard]->CopyFromFile(r.index, offset, source, source_offset, size);
   }
 
   Status Commit() override {
@@ -382,6 +380,14 @@ class ShardedWriter final : public CheckpointWriter {
   }
 
  private:
+  Result<Route> RouteOf(size_t index) const {
+    if (index >= routes_.size()) {
+      return Error(ErrorCode::kInternal, "write to tensor #" + std::to_string(index) + " of " +
+                                             std::to_string(routes_.size()));
+    }
+    return routes_[index];
+  }
+
   std::vector<std::unique_ptr<CheckpointWriter>> shards_;
   std::vector<Route> routes_;
   std::optional<OutputFile> index_;  // written at creation, committed last

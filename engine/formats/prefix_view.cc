@@ -28,8 +28,9 @@ class PrefixView final : public CheckpointReader {
   const std::string& FileOf(size_t index) const override { return inner_->FileOf(index_[index]); }
   const std::vector<SkippedValue>& skipped() const override { return skipped_; }
   const std::map<std::string, std::string>& metadata() const override { return inner_->metadata(); }
-  void Prefetch(size_t index) const override { inner_->Prefetch(index_[index]); }
-  void Release(size_t index) const override { inner_->Release(index_[index]); }
+  std::vector<FileExtent> Extents(size_t index) const override {
+    return inner_->Extents(index_[index]);
+  }
 
  private:
   std::unique_ptr<CheckpointReader> inner_;

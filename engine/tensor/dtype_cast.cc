@@ -38,25 +38,52 @@ void Map(ByteSpan in, MutableByteSpan out, F f) {
   }
 }
 
+// Eight floats to bfloat16, each in the low half of its 32-bit lane: round to nearest even, any
+// NaN becomes `nan`.
+__attribute__((target("avx2"))) __m256i ToBF16Lanes(__m256 f, __m256i nan) {
+  const __m256i u = _mm256_castps_si256(f);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  const __m256i r =
+      _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)), lsb), 16);
+  const __m256i ordered = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_ORD_Q));
+  return _mm256_blendv_epi8(nan, r, ordered);
+}
+
+// Two sets of eight 32-bit lanes to sixteen 16-bit values in order (packus interleaves per 128
+// bits, the permute undoes it).
+__attribute__((target("avx2"))) __m256i PackLanes(__m256i low, __m256i high) {
+  return _mm256_permute4x64_epi64(_mm256_packus_epi32(low, high), 0xD8);
+}
+
+// Eight floats to half: round to nearest even; PyTorch makes every NaN 0x7E00 with its sign,
+// where F16C would keep the payload.
+__attribute__((target("avx2,f16c"))) __m128i ToF16x8(__m256 f) {
+  const __m128i h = _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256i unordered = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q));
+  const __m128i mask =
+      _mm_packs_epi32(_mm256_castsi256_si128(unordered), _mm256_extracti128_si256(unordered, 1));
+  const __m128i nan = _mm_or_si128(_mm_set1_epi16(0x7E00),
+                                   _mm_and_si128(h, _mm_set1_epi16(static_cast<int16_t>(0x8000))));
+  return _mm_blendv_epi8(h, nan, mask);
+}
+
+__attribute__((target("avx2"))) __m256 LoadBF16x8(const std::byte* p) {
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(b), 16));
+}
+
+__attribute__((target("avx2,f16c"))) __m256 LoadF16x8(const std::byte* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
 __attribute__((target("avx2"))) void F32ToBF16Avx2(ByteSpan in, MutableByteSpan out) {
   const size_t n = in.size() / 4;
-  size_t i = 0;
-  const __m256i one = _mm256_set1_epi32(1);
-  const __m256i bias = _mm256_set1_epi32(0x7FFF);
   const __m256i nan = _mm256_set1_epi32(kBF16NaN);
+  size_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    __m256i halves[2];
-    for (int h = 0; h < 2; ++h) {
-      const __m256 f = _mm256_loadu_ps(reinterpret_cast<const float*>(in.data()) + i + 8 * h);
-      const __m256i u = _mm256_castps_si256(f);
-      const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
-      __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, bias), lsb), 16);
-      const __m256i ordered = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_ORD_Q));
-      halves[h] = _mm256_blendv_epi8(nan, r, ordered);
-    }
-    // Pack the two sets of 32-bit lanes into 16-bit values, undoing the per-128-bit interleave.
+    const auto* f = reinterpret_cast<const float*>(in.data()) + i;
     const __m256i packed =
-        _mm256_permute4x64_epi64(_mm256_packus_epi32(halves[0], halves[1]), 0xD8);
+        PackLanes(ToBF16Lanes(_mm256_loadu_ps(f), nan), ToBF16Lanes(_mm256_loadu_ps(f + 8), nan));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.data() + i * 2), packed);
   }
   Map<float, uint16_t>(in.subspan(i * 4), out.subspan(i * 2), F32ToBF16);
@@ -65,17 +92,9 @@ __attribute__((target("avx2"))) void F32ToBF16Avx2(ByteSpan in, MutableByteSpan 
 __attribute__((target("avx2,f16c"))) void F32ToF16Avx2(ByteSpan in, MutableByteSpan out) {
   const size_t n = in.size() / 4;
   size_t i = 0;
-  const __m128i quiet_nan = _mm_set1_epi16(0x7E00);
-  const __m128i sign_mask = _mm_set1_epi16(static_cast<int16_t>(0x8000));
   for (; i + 8 <= n; i += 8) {
     const __m256 f = _mm256_loadu_ps(reinterpret_cast<const float*>(in.data()) + i);
-    const __m128i h = _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    // F16C keeps NaN payloads; PyTorch makes every NaN 0x7E00 with its sign.
-    const __m256i unordered = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q));
-    const __m128i mask =
-        _mm_packs_epi32(_mm256_castsi256_si128(unordered), _mm256_extracti128_si256(unordered, 1));
-    const __m128i nan = _mm_or_si128(quiet_nan, _mm_and_si128(h, sign_mask));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out.data() + i * 2), _mm_blendv_epi8(h, nan, mask));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out.data() + i * 2), ToF16x8(f));
   }
   Map<float, uint16_t>(in.subspan(i * 4), out.subspan(i * 2), F32ToF16);
 }
@@ -83,20 +102,44 @@ __attribute__((target("avx2,f16c"))) void F32ToF16Avx2(ByteSpan in, MutableByteS
 __attribute__((target("avx2,f16c"))) void F16ToF32Avx2(ByteSpan in, MutableByteSpan out) {
   const size_t n = in.size() / 2;
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in.data() + i * 2));
-    _mm256_storeu_ps(reinterpret_cast<float*>(out.data()) + i, _mm256_cvtph_ps(h));
-  }
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(reinterpret_cast<float*>(out.data()) + i, LoadF16x8(in.data() + i * 2));
   Map<uint16_t, float>(in.subspan(i * 2), out.subspan(i * 4), F16ToF32);
 }
 
-uint16_t F64ToBF16(double d) { return F32ToBF16(static_cast<float>(d)); }
-uint16_t F64ToF16(double d) { return F32ToF16(static_cast<float>(d)); }
 uint16_t F16ToBF16(uint16_t h) {
   const float f = F16ToF32(h);
   return std::isnan(f) ? kBF16ScalarNaN : F32ToBF16(f);
 }
 uint16_t BF16ToF16(uint16_t b) { return F32ToF16(BF16ToF32(b)); }
+
+// bfloat16 -> half through float, as PyTorch converts it.
+__attribute__((target("avx2,f16c"))) void BF16ToF16Avx2(ByteSpan in, MutableByteSpan out) {
+  const size_t n = in.size() / 2;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out.data() + i * 2),
+                     ToF16x8(LoadBF16x8(in.data() + i * 2)));
+  }
+  Map<uint16_t, uint16_t>(in.subspan(i * 2), out.subspan(i * 2), BF16ToF16);
+}
+
+// half -> bfloat16 through float; PyTorch's scalar path gives NaN as 0x7FC0 here.
+__attribute__((target("avx2,f16c"))) void F16ToBF16Avx2(ByteSpan in, MutableByteSpan out) {
+  const size_t n = in.size() / 2;
+  const __m256i nan = _mm256_set1_epi32(kBF16ScalarNaN);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const std::byte* p = in.data() + i * 2;
+    const __m256i packed =
+        PackLanes(ToBF16Lanes(LoadF16x8(p), nan), ToBF16Lanes(LoadF16x8(p + 16), nan));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.data() + i * 2), packed);
+  }
+  Map<uint16_t, uint16_t>(in.subspan(i * 2), out.subspan(i * 2), F16ToBF16);
+}
+
+uint16_t F64ToBF16(double d) { return F32ToBF16(static_cast<float>(d)); }
+uint16_t F64ToF16(double d) { return F32ToF16(static_cast<float>(d)); }
 
 }  // namespace
 
@@ -192,9 +235,9 @@ void CastElements(DType from, DType to, ByteSpan in, MutableByteSpan out) {
   } else if (from == D::kBF16 && to == D::kF64) {
     Map<uint16_t, double>(in, out, [](uint16_t b) { return static_cast<double>(BF16ToF32(b)); });
   } else if (from == D::kF16 && to == D::kBF16) {
-    Map<uint16_t, uint16_t>(in, out, F16ToBF16);
+    simd ? F16ToBF16Avx2(in, out) : Map<uint16_t, uint16_t>(in, out, F16ToBF16);
   } else if (from == D::kBF16 && to == D::kF16) {
-    Map<uint16_t, uint16_t>(in, out, BF16ToF16);
+    simd ? BF16ToF16Avx2(in, out) : Map<uint16_t, uint16_t>(in, out, BF16ToF16);
   }
 }
 

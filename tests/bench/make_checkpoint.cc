@@ -4,6 +4,7 @@
 //
 //   make_checkpoint --shape llama2-7b|qwen2-7b|mixtral-8x7b|deepseek-v3-like --layers N
 //                   --format safetensors|bin --dtype bf16|f16|f32 --out DIR [--max-shard-size 5GB]
+//                   [--experts N]
 //
 // Values are pseudo-random finite numbers: one block of random elements is generated and every
 // tensor takes its bytes from it at a tensor-dependent rotation, so writing runs at disk speed.
@@ -99,15 +100,19 @@ int main(int argc, char** argv) {
   std::string shape_name = "llama2-7b", format = "safetensors", dtype_name = "bf16", out,
               shard = "5GB";
   int layers = 2;
+  uint64_t experts = 0;
   app.add_option("--shape", shape_name, "llama2-7b, qwen2-7b, mixtral-8x7b or deepseek-v3-like");
   app.add_option("--layers", layers, "Number of transformer layers");
+  app.add_option("--experts", experts, "Experts per layer of a MoE shape (default: the model's)");
   app.add_option("--format", format, "safetensors or bin");
   app.add_option("--dtype", dtype_name, "bf16, f16 or f32");
   app.add_option("--out", out, "Output folder (must not exist)")->required();
   app.add_option("--max-shard-size", shard, "Shard size");
   CLI11_PARSE(app, argc, argv);
 
-  const auto shape = cw::bench::FindShape(shape_name);
+  auto shape = cw::bench::FindShape(shape_name);
+  if (shape && shape->experts != 0 && experts != 0)
+    shape->experts = experts;
   const auto dtype = cw::DTypeFromUserName(dtype_name);
   const auto max_shard = cw::ParseByteSize(shard);
   if (!shape || !dtype || !max_shard.ok() || (format != "safetensors" && format != "bin")) {

@@ -31,22 +31,29 @@ WriteTracker::WriteTracker(const std::vector<TensorInfo>& tensors)
     : tensors_(tensors), pieces_(tensors.size()) {}
 
 Status WriteTracker::Record(size_t index, uint64_t offset, ByteSpan bytes, bool with_crc) {
+  return Add(index, offset, bytes.size(), with_crc ? Crc32(bytes) : 0);
+}
+
+Status WriteTracker::RecordCopy(size_t index, uint64_t offset, uint64_t size) {
+  return Add(index, offset, size, 0);
+}
+
+Status WriteTracker::Add(size_t index, uint64_t offset, uint64_t size, uint32_t crc) {
   if (index >= tensors_.size()) {
     return Error(ErrorCode::kInternal, "write to tensor #" + std::to_string(index) + " of " +
                                            std::to_string(tensors_.size()));
   }
   const TensorInfo& t = tensors_[index];
-  if (!FitsIn(offset, bytes.size(), t.byte_size)) {
-    return Error(ErrorCode::kInternal, "write of " + std::to_string(bytes.size()) + " bytes at " +
+  if (!FitsIn(offset, size, t.byte_size)) {
+    return Error(ErrorCode::kInternal, "write of " + std::to_string(size) + " bytes at " +
                                            std::to_string(offset) + " is outside tensor \"" +
                                            t.name + "\" (" + std::to_string(t.byte_size) +
                                            " bytes)");
   }
-  if (bytes.empty())
+  if (size == 0)
     return OkStatus();  // nothing written, nothing to cover
-  const uint32_t crc = with_crc ? Crc32(bytes) : 0;
   std::lock_guard lock(mutex_);
-  pieces_[index].push_back({offset, bytes.size(), crc});
+  pieces_[index].push_back({offset, size, crc});
   return OkStatus();
 }
 

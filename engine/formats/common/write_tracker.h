@@ -22,11 +22,15 @@ class WriteTracker {
   // Checks the piece against the tensor's size and records it (with its CRC-32 when
   // `with_crc`). Errors name the tensor.
   Status Record(size_t index, uint64_t offset, ByteSpan bytes, bool with_crc);
+  // The same for `size` bytes the writer does not see (copied from a file), without CRC.
+  Status RecordCopy(size_t index, uint64_t offset, uint64_t size);
   // Verifies complete, non-overlapping coverage of every tensor; returns per-tensor CRC-32s
   // (zero for tensors recorded without CRC).
   Result<std::vector<uint32_t>> Finish();
 
  private:
+  Status Add(size_t index, uint64_t offset, uint64_t size, uint32_t crc);
+
   struct Piece {
     uint64_t offset;
     uint64_t size;

@@ -280,23 +280,18 @@ class Reader final : public CheckpointReader {
       out = std::copy(piece.begin(), piece.end(), out);
     return data;
   }
-  void Prefetch(size_t index) const override { Advise(index, true); }
-  void Release(size_t index) const override { Advise(index, false); }
-
- private:
-  void Advise(size_t index, bool will_need) const {
+  std::vector<FileExtent> Extents(size_t index) const override {
+    std::vector<FileExtent> extents;
     if (!mapping_ || index >= listing_.pieces.size())
-      return;
+      return extents;
     for (const ByteSpan piece : listing_.pieces[index]) {
-      const auto offset = static_cast<uint64_t>(piece.data() - mapping_->bytes().data());
-      if (will_need) {
-        mapping_->WillNeed(offset, piece.size());
-      } else {
-        mapping_->DontNeed(offset, piece.size());
-      }
+      extents.push_back(
+          {static_cast<uint64_t>(piece.data() - mapping_->bytes().data()), piece.size()});
     }
+    return extents;
   }
 
+ private:
   std::optional<MappedFile> mapping_;  // empty for OpenReaderOnBytes
   std::string file_;
   Listing listing_;  // views into *mapping_ (or the caller's bytes)

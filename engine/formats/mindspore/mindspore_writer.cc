@@ -148,25 +148,23 @@ class Writer final : public CheckpointWriter {
         with_crc_(with_crc) {}
 
   Status Write(size_t index, uint64_t offset, ByteSpan bytes) override {
-    if (index >= tensors_.size() || !FitsIn(offset, bytes.size(), tensors_[index].byte_size)) {
-      return Error(ErrorCode::kInternal,
-                   "write of " + std::to_string(bytes.size()) + " bytes at " +
-                       std::to_string(offset) + " to tensor #" + std::to_string(index) +
-                       " is out of range",
-                   FileLocation(out_.target().string()));
-    }
-    // A piece may span records: split it where one record's content ends.
-    while (!bytes.empty()) {
-      const size_t r = layout_.first_record[index] + offset / chunk_bytes_;
-      const Record& record = layout_.records[r];
-      const uint64_t within = offset - record.tensor_offset;
-      const ByteSpan piece = bytes.first(std::min(bytes.size(), record.content_bytes - within));
-      CW_RETURN_IF_ERROR(tracker_.Record(r, within, piece, with_crc_));
-      CW_RETURN_IF_ERROR(out_.WriteAt(record.header_offset + record.header_bytes + within, piece));
-      bytes = bytes.subspan(piece.size());
-      offset += piece.size();
-    }
-    return OkStatus();
+    return ForEachRecordPiece(index, offset, bytes.size(),
+                              [&](size_t r, uint64_t within, uint64_t at, uint64_t n) -> Status {
+                                const ByteSpan piece = bytes.subspan(at, n);
+                                CW_RETURN_IF_ERROR(tracker_.Record(r, within, piece, with_crc_));
+                                return out_.WriteAt(ContentOffset(r) + within, piece);
+                              });
+  }
+
+  Status CopyFromFile(size_t index, uint64_t offset, const InputFile& source,
+                      uint64_t source_offset, uint64_t size) override {
+    if (with_crc_)  // the trailer's CRC needs every byte
+      return CheckpointWriter::CopyFromFile(index, offset, source, source_offset, size);
+    return ForEachRecordPiece(
+        index, offset, size, [&](size_t r, uint64_t within, uint64_t at, uint64_t n) -> Status {
+          CW_RETURN_IF_ERROR(tracker_.RecordCopy(r, within, n));
+          return out_.CopyFrom(ContentOffset(r) + within, source, source_offset + at, n);
+        });
   }
 
   Status Commit() override {
@@ -190,6 +188,30 @@ class Writer final : public CheckpointWriter {
   }
 
  private:
+  // Calls put(record, offset in the record's content, offset in the piece, bytes) for each part of
+  // bytes [offset, offset + size) of tensor `index`: a piece may span records, so it is split
+  // where one record's content ends.
+  template <typename Put>
+  Status ForEachRecordPiece(size_t index, uint64_t offset, uint64_t size, Put put) const {
+    if (index >= tensors_.size() || !FitsIn(offset, size, tensors_[index].byte_size)) {
+      return Error(ErrorCode::kInternal,
+                   "write of " + std::to_string(size) + " bytes at " + std::to_string(offset) +
+                       " to tensor #" + std::to_string(index) + " is out of range",
+                   FileLocation(out_.target().string()));
+    }
+    for (uint64_t at = 0; at < size;) {
+      const size_t r = layout_.first_record[index] + (offset + at) / chunk_bytes_;
+      const uint64_t within = offset + at - layout_.records[r].tensor_offset;
+      const uint64_t n = std::min(size - at, layout_.records[r].content_bytes - within);
+      CW_RETURN_IF_ERROR(put(r, within, at, n));
+      at += n;
+    }
+    return OkStatus();
+  }
+  uint64_t ContentOffset(size_t r) const {
+    return layout_.records[r].header_offset + layout_.records[r].header_bytes;
+  }
+
   OutputFile out_;
   std::vector<TensorInfo> tensors_;
   Layout layout_;

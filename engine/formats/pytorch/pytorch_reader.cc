@@ -76,12 +76,9 @@ class TorchReader final : public CheckpointReader {
   const std::string& FileOf(size_t) const override { return file_; }
   const std::vector<SkippedValue>& skipped() const override { return skipped_; }
   const std::map<std::string, std::string>& metadata() const override { return metadata_; }
-  void Prefetch(size_t index) const override { Advise(index, true); }
-  void Release(size_t index) const override { Advise(index, false); }
+  std::vector<FileExtent> Extents(size_t index) const override;
 
  private:
-  void Advise(size_t index, bool will_need) const;
-
   std::optional<MappedFile> mapping_;  // empty for readers over bytes in memory
   std::string file_;
   std::vector<TensorInfo> infos_;
@@ -112,21 +109,12 @@ Result<TensorData> TorchReader::Read(size_t index) const {
   }
 }
 
-void TorchReader::Advise(size_t index, bool will_need) const {
-  if (!mapping_)
-    return;
+std::vector<FileExtent> TorchReader::Extents(size_t index) const {
   const TensorLayout& layout = layouts_[index];
-  // A strided tensor may use any part of its storage, so the hint covers all of it.
-  uint64_t begin = layout.file_offset;
-  uint64_t length = layout.storage.size();
-  if (layout.contiguous) {
-    begin += layout.storage_offset * ElementSize(infos_[index].dtype);
-    length = infos_[index].byte_size;
-  }
-  if (will_need)
-    mapping_->WillNeed(begin, length);
-  else
-    mapping_->DontNeed(begin, length);
+  if (!mapping_ || !layout.contiguous)
+    return {};
+  return {{layout.file_offset + layout.storage_offset * ElementSize(infos_[index].dtype),
+           infos_[index].byte_size}};
 }
 
 Result<std::string> ArchivePrefix(const ZipArchive& archive) {

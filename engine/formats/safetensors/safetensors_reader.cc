@@ -32,11 +32,8 @@ class Reader final : public CheckpointReader {
   const std::string& FileOf(size_t /*index*/) const override { return file_.path(); }
   const std::vector<SkippedValue>& skipped() const override { return skipped_; }
   const std::map<std::string, std::string>& metadata() const override { return metadata_; }
-  void Prefetch(size_t index) const override {
-    file_.WillNeed(data_file_offset_ + data_offsets_[index], tensors_[index].byte_size);
-  }
-  void Release(size_t index) const override {
-    file_.DontNeed(data_file_offset_ + data_offsets_[index], tensors_[index].byte_size);
+  std::vector<FileExtent> Extents(size_t index) const override {
+    return {{data_file_offset_ + data_offsets_[index], tensors_[index].byte_size}};
   }
 
  private:

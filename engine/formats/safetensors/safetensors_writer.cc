@@ -184,6 +184,11 @@ class Writer final : public CheckpointWriter {
     CW_RETURN_IF_ERROR(tracker_.Record(index, offset, bytes, /*with_crc=*/false));
     return out_.WriteAt(file_offsets_[index] + offset, bytes);
   }
+  Status CopyFromFile(size_t index, uint64_t offset, const InputFile& source,
+                      uint64_t source_offset, uint64_t size) override {
+    CW_RETURN_IF_ERROR(tracker_.RecordCopy(index, offset, size));
+    return out_.CopyFrom(file_offsets_[index] + offset, source, source_offset, size);
+  }
 
   Status Commit() override {
     CW_RETURN_IF_ERROR(tracker_.Finish().status());

@@ -84,8 +84,9 @@ Status Lint(const LintRequest& request, std::ostream& out);
 Status ListModels(std::ostream& out, bool markdown = false);
 
 // Makes SIGINT and SIGTERM remove every temporary output before the process exits (status 130 or
-// 143), so an interrupted conversion leaves nothing under any output name. Call once, first thing
-// in main(), before any thread starts.
+// 143), so an interrupted conversion leaves nothing under any output name; and makes a SIGBUS from
+// a mapped input truncated while read do the same, naming the file (status 3). Call once, first
+// thing in main(), before any thread starts.
 void InstallInterruptCleanup();
 
 // Process exit code for an error: 1 bad input or rules, 2 usage, 3 environment, 70 internal.

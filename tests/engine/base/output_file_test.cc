@@ -71,6 +71,19 @@ TEST_SUITE("base.output_file") {
     CHECK(test::ListFolder(dir.path()) == std::vector<std::string>{"model"});
   }
 
+  TEST_CASE("a replaced folder is swapped whole for the new one, leaving no temporary") {
+    test::TempDir dir;
+    std::filesystem::create_directory(dir / "model");
+    test::WriteFile(dir / "model" / "old", "0");
+    auto out = OutputDir::Create(dir / "model", true);
+    REQUIRE(out.ok());
+    test::WriteFile(out->staging() / "new", "1");
+    CHECK(test::ListFolder(dir / "model") == std::vector<std::string>{"old"});
+    REQUIRE(out->Commit().ok());
+    CHECK(test::ListFolder(dir / "model") == std::vector<std::string>{"new"});
+    CHECK(test::ListFolder(dir.path()) == std::vector<std::string>{"model"});
+  }
+
   TEST_CASE("RemoveAllTemporaries removes files still being written") {
     test::TempDir dir;
     auto out = OutputFile::Create(dir / "a.bin", false);

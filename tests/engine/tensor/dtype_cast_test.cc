@@ -1,5 +1,6 @@
 #include "engine/tensor/dtype_cast.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -77,6 +78,22 @@ TEST_SUITE("tensor.dtype_cast") {
       CAPTURE(i);
       REQUIRE(LoadLE<uint16_t>(reinterpret_cast<const std::byte*>(&back[i * 2])) == F32ToF16(f));
       REQUIRE(LoadLE<uint16_t>(reinterpret_cast<const std::byte*>(&bf[i * 2])) == F32ToBF16(f));
+    }
+    // Between the two 16-bit types, from every pattern, at every alignment of the vector tails.
+    for (size_t skip = 0; skip < 17; ++skip) {
+      const std::string in = halves.substr(skip * 2);
+      const std::string to_bf16 = Cast(DType::kF16, DType::kBF16, in);
+      const std::string to_f16 = Cast(DType::kBF16, DType::kF16, in);
+      for (uint32_t i = skip; i < 65536; ++i) {
+        const auto h = static_cast<uint16_t>(i);
+        const float from_half = F16ToF32(h);
+        const uint16_t bf16 = std::isnan(from_half) ? 0x7FC0 : F32ToBF16(from_half);
+        CAPTURE(i);
+        REQUIRE(LoadLE<uint16_t>(reinterpret_cast<const std::byte*>(&to_bf16[(i - skip) * 2])) ==
+                bf16);
+        REQUIRE(LoadLE<uint16_t>(reinterpret_cast<const std::byte*>(&to_f16[(i - skip) * 2])) ==
+                F32ToF16(BF16ToF32(h)));
+      }
     }
   }
 

@@ -179,6 +179,24 @@ TEST_SUITE("formats.mindspore.reader") {
     CHECK(ReadAll(**reader, 1) == ck::F32({4}));
   }
 
+  TEST_CASE("a file's extents are its records' contents, in order; none over bytes in memory") {
+    const std::string bytes = ck::TensorRecord("a", {.dims = {3}, .content = ck::F32({1, 2})}) +
+                              ck::TensorRecord("a", {.dims = {3}, .content = ck::F32({3})}) +
+                              ck::TensorRecord("b", {.dims = {}, .content = ck::F32({4})});
+    test::TempDir dir;
+    test::WriteFile(dir / "m.ckpt", bytes);
+    auto reader = OpenFile(dir / "m.ckpt");
+    REQUIRE(reader.ok());
+    const std::vector<FileExtent> a = (*reader)->Extents(0);
+    REQUIRE(a.size() == 2);
+    CHECK(bytes.substr(a[0].offset, a[0].size) + bytes.substr(a[1].offset, a[1].size) ==
+          ck::F32({1, 2, 3}));
+    const std::vector<FileExtent> b = (*reader)->Extents(1);
+    REQUIRE(b.size() == 1);
+    CHECK(bytes.substr(b[0].offset, b[0].size) == ck::F32({4}));
+    CHECK((*Open(bytes))->Extents(0).empty());
+  }
+
   TEST_CASE("a piece whose dims or type differ from the first piece's is corrupt at its record") {
     const std::string first = ck::TensorRecord("a", {.dims = {2}, .content = ck::F32({1})});
     const std::string dims = ck::TensorRecord("a", {.dims = {3}, .content = ck::F32({2})});

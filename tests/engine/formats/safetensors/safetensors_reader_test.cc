@@ -200,10 +200,19 @@ TEST_SUITE("formats.safetensors.reader") {
     auto a = reader->Read(0);
     REQUIRE(a.ok());
     CHECK(b->bytes().data() == a->bytes().data() + 2);
-    // Paging hints leave the views and their bytes as they are.
-    reader->Prefetch(1);
-    reader->Release(0);
-    CHECK(AsChars(a->bytes()) == "xy");
+  }
+
+  TEST_CASE("says where in the file each tensor's bytes lie") {
+    const std::string file =
+        test::SafetensorsBuilder().Add("a", "U8", {2}, "xy").Add("b", "U16", {1}, "zw").Build();
+    test::TempDir dir;
+    test::WriteFile(dir / "m.safetensors", file);
+    const auto reader = Open(dir / "m.safetensors");
+    for (size_t i = 0; i < 2; ++i) {
+      const std::vector<FileExtent> extents = reader->Extents(i);
+      REQUIRE(extents.size() == 1);
+      CHECK(file.substr(extents[0].offset, extents[0].size) == AsChars(reader->Read(i)->bytes()));
+    }
   }
 
   TEST_CASE("reads a file with no tensors") {
