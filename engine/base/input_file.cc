@@ -52,6 +52,20 @@ Status InputFile::ReadAt(uint64_t offset, MutableByteSpan out) const {
   return OkStatus();
 }
 
+Status InputFile::ReadInPieces(uint64_t offset, uint64_t size,
+                               const std::function<Status(ByteSpan, uint64_t)>& put) const {
+  constexpr uint64_t kBufferBytes = 4u << 20;
+  const uint64_t buffer_size = std::min(size, kBufferBytes);
+  auto buffer = std::make_unique_for_overwrite<std::byte[]>(buffer_size);
+  for (uint64_t done = 0; done < size;) {
+    const MutableByteSpan piece(buffer.get(), std::min(buffer_size, size - done));
+    CW_RETURN_IF_ERROR(ReadAt(offset + done, piece));
+    CW_RETURN_IF_ERROR(put(piece, done));
+    done += piece.size();
+  }
+  return OkStatus();
+}
+
 namespace {
 
 Error WriteError(const std::string& target_name, int error) {
@@ -61,24 +75,18 @@ Error WriteError(const std::string& target_name, int error) {
 
 Status CopyThroughBuffer(const InputFile& source, uint64_t source_offset, int target_fd,
                          uint64_t target_offset, uint64_t n, const std::string& target_name) {
-  constexpr uint64_t kBufferBytes = 1u << 20;
-  const uint64_t size = std::min(n, kBufferBytes);
-  auto buffer = std::make_unique_for_overwrite<std::byte[]>(size);
-  for (uint64_t done = 0; done < n;) {
-    const MutableByteSpan chunk(buffer.get(), std::min(size, n - done));
-    CW_RETURN_IF_ERROR(source.ReadAt(source_offset + done, chunk));
-    for (uint64_t put = 0; put < chunk.size();) {
-      const ssize_t w = ::pwrite(target_fd, chunk.data() + put, chunk.size() - put,
-                                 static_cast<off_t>(target_offset + done + put));
+  return source.ReadInPieces(source_offset, n, [&](ByteSpan piece, uint64_t at) -> Status {
+    for (uint64_t put = 0; put < piece.size();) {
+      const ssize_t w = ::pwrite(target_fd, piece.data() + put, piece.size() - put,
+                                 static_cast<off_t>(target_offset + at + put));
       if (w < 0 && errno == EINTR)
         continue;
       if (w <= 0)
         return WriteError(target_name, w < 0 ? errno : ENOSPC);
       put += static_cast<uint64_t>(w);
     }
-    done += chunk.size();
-  }
-  return OkStatus();
+    return OkStatus();
+  });
 }
 
 // Errors that mean "this pair of files cannot be copied in the kernel", not "the copy failed".

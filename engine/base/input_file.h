@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "cw/error.h"
@@ -25,6 +26,10 @@ class InputFile {
   // Fills `out` from `offset`. Thread-safe. An input that ends early (it was truncated after it
   // was opened) is kIo at that offset.
   Status ReadAt(uint64_t offset, MutableByteSpan out) const;
+  // Reads [offset, offset + size) through a buffer of at most 4 MiB and calls
+  // put(bytes, offset of the bytes within the range) for each piece, in order.
+  Status ReadInPieces(uint64_t offset, uint64_t size,
+                      const std::function<Status(ByteSpan, uint64_t)>& put) const;
 
   const std::string& path() const { return path_; }
   int fd() const { return fd_; }

@@ -132,6 +132,11 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
       ::close(fd);
       return e;
     }
+    // Parsers touch headers spread through the file (a .ckpt record or a zip entry per tensor),
+    // and each touch would otherwise read around it as far as the device's readahead (8 MiB
+    // here): gigabytes of tensor data read early, out of order. Tensor bytes are read later with
+    // pread, in file order (engine/exec).
+    ::madvise(p, size, MADV_RANDOM);
     data = static_cast<const std::byte*>(p);
   }
   ::close(fd);

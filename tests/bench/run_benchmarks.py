@@ -93,31 +93,31 @@ class Bench:
         cmd.rss_kb.append(int(rss.group(1)))
 
     def phase(self, commands):
-        """Runs the commands alternately, then the --threads 1 checks; removes the outputs."""
+        """Runs the commands alternately; each output is removed once measured (and, the last
+        time, compared with a --threads 1 run), so the disk holds one output at a time."""
         for cmd in commands:
             cmd.input_bytes = tree_bytes(cmd.input_path)
         for rep in range(self.args.reps):
             for cmd in commands:
-                remove(cmd.output)
                 self.timed(cmd)
                 print(f"  rep {rep + 1}/{self.args.reps} {cmd.name}: "
                       f"{f'{cmd.seconds[-1]} s' if len(cmd.seconds) > rep else self.failures[-1]}",
                       flush=True)
-        for cmd in commands:
-            if cmd.compare_threads and cmd.output.exists():
-                single = cmd.output.with_name("threads1-" + cmd.output.name)
-                remove(single)
-                argv = [a.replace(str(cmd.output), str(single)) for a in cmd.argv]
-                self.run(argv + ["--threads", "1"])
-                same = subprocess.run(["diff", "-r", "-q", str(cmd.output), str(single)],
-                                      stdout=subprocess.DEVNULL).returncode == 0
-                self.checks.append((cmd.name, same))
-                if not same:
-                    self.failures.append(f"{cmd.name}: --threads 1 wrote different bytes")
-                remove(single)
-        for cmd in commands:
-            remove(cmd.output)
+                if rep + 1 == self.args.reps and cmd.compare_threads and cmd.output.exists():
+                    self.compare_threads(cmd)
+                remove(cmd.output)
         self.rows += commands
+
+    def compare_threads(self, cmd):
+        single = cmd.output.with_name("threads1-" + cmd.output.name)
+        remove(single)
+        self.run([a.replace(str(cmd.output), str(single)) for a in cmd.argv] + ["--threads", "1"])
+        same = subprocess.run(["diff", "-r", "-q", str(cmd.output), str(single)],
+                              stdout=subprocess.DEVNULL).returncode == 0
+        self.checks.append((cmd.name, same))
+        if not same:
+            self.failures.append(f"{cmd.name}: --threads 1 wrote different bytes")
+        remove(single)
 
     def convert(self, name, rules, source, output, *extra, floor="cp -r (HF folder)"):
         # A folder output is named with a trailing slash.

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "engine/formats/pytorch/zip_archive.h"
+#include "tests/engine/formats/pytorch/pickle_run.h"
 #include "tests/support/pickle_builder.h"
 #include "tests/support/test_files.h"
 
@@ -13,18 +14,9 @@ namespace {
 
 using test::pt::PickleBuilder;
 
-constexpr uint64_t kBase = 1000;  // pretend the pickle starts at this file offset
-
-Result<PickleTree> Run(const std::string& bytes, const PickleLimits& limits = {}) {
-  return ReadPickle({AsBytes(bytes), "t.pt", kBase, "t/data.pkl"}, limits);
-}
-
-PickleTree RunOk(const std::string& bytes) {
-  auto tree = Run(bytes);
-  if (!tree.ok())
-    FAIL(tree.error().ToString());
-  return std::move(tree).value();
-}
+using test_pickle::kBase;
+using test_pickle::Run;
+using test_pickle::RunOk;
 
 // The root's items, as objects (views valid while `tree` lives).
 std::vector<Object> Items(const PickleTree& tree) {
