@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/base/input_file.h"
+#include "engine/base/mapped_file.h"
 #include "engine/plan/step_ops.h"
 #include "engine/plan/step_runs.h"
 #include "engine/tensor/dtype_cast.h"
@@ -184,12 +185,17 @@ class Runner {
   }
 
   Status Run() {
-    // Opened up front: a file deleted or replaced later is then still the file that was listed,
-    // and the identity check before the commit reports the change.
+    // Opened up front, then checked to be the files the reader listed: one deleted or replaced
+    // later is still read through its descriptor, and the check before the commit reports it.
     for (size_t i = 0; i < extents_.size(); ++i) {
-      if (!extents_[i].empty())
-        CW_RETURN_IF_ERROR(sources_.Get(reader_.FileOf(i)).status());
+      if (extents_[i].empty())
+        continue;
+      if (Result<const InputFile*> file = sources_.Get(reader_.FileOf(i)); !file.ok()) {
+        CW_RETURN_IF_ERROR(CheckMappedInputsUnchanged());  // says why, when it was deleted
+        return file.status();
+      }
     }
+    CW_RETURN_IF_ERROR(CheckMappedInputsUnchanged());
     const unsigned threads = std::max(1u, options_.threads);
     std::vector<std::thread> pool;
     for (unsigned t = 1; t < threads; ++t)
