@@ -301,9 +301,10 @@ class Runner {
                  std::vector<std::optional<TensorData>>& in_memory, Scratch& scratch) {
     const DType from = step.value_dtype;
     if (run.input == ByteRun::kZeros) {
-      std::memset(scratch.read.get(), 0, kCastChunkBytes);
+      const uint64_t chunk = std::min(run.size, CastChunkInputBytes(from, to));
+      std::memset(scratch.read.get(), 0, chunk);
       for (uint64_t done = 0; done < run.size;) {
-        const uint64_t n = std::min(run.size - done, CastChunkInputBytes(from, to));
+        const uint64_t n = std::min(run.size - done, chunk);
         CW_RETURN_IF_ERROR(WriteValue(k, at + done, from, to, {scratch.read.get(), n}, scratch));
         done += n;
       }
