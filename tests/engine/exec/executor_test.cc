@@ -128,6 +128,39 @@ TEST_SUITE("exec.executor") {
     CHECK(value == 211.0f);
   }
 
+  TEST_CASE("a padded and cast block step writes its rows then zeros, bit for bit") {
+    MemoryReader reader;
+    reader.Add("emb", DType::kF32, {3, 2}, Iota(6, 1));
+    auto rules = LoadRuleText(R"(name: t
+rules:
+  - hf: emb
+    ms: emb
+    ops: [{pad: {axis: 0, from: 3, to: 5}}]
+)",
+                              "t.yaml");
+    REQUIRE(rules.ok());
+    for (const bool cast : {false, true}) {
+      CAPTURE(cast);
+      PlanOptions options;
+      if (cast)
+        options.cast = DType::kF16;
+      auto plan = MakePlan(*rules, reader.tensors(), options);
+      REQUIRE(plan.ok());
+      MemoryWriter w(plan->Outputs());
+      REQUIRE(Execute(*plan, reader, w, {}).ok());
+      // Rows 1..6 as written by hand in the output dtype (1.0 = 0x3C00 ... 6.0 = 0x4600 in half),
+      // then four zeros.
+      std::string expected;
+      if (cast) {
+        for (const uint16_t h : {0x3C00, 0x4000, 0x4200, 0x4400, 0x4500, 0x4600, 0, 0, 0, 0})
+          expected.append(reinterpret_cast<const char*>(&h), 2);
+      } else {
+        expected = Iota(6, 1) + std::string(16, '\0');
+      }
+      CHECK(w.out_.at("emb") == expected);
+    }
+  }
+
   TEST_CASE("a writer error stops execution and names the rule of the failing step") {
     Fixture f;
     MemoryWriter w(f.plan.Outputs());
