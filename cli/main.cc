@@ -58,6 +58,13 @@ int main(int argc, char** argv) {
 
     CLI::App app{"ConvertWeight: converts model weights between HuggingFace/PyTorch and MindSpore"};
     app.require_subcommand(1);
+    app.footer(
+        "The reference tool's command line (MindFormers convert_weight.py) works too:\n"
+        "  convert_weight --model llama --input_path IN --output_path OUT [--reversed]\n"
+        "                 [--dtype fp32|fp16|bf16] [--layers N] [--is_pretrain] [--qkv_concat]\n"
+        "                 [--telechat_type telechat_7b] [--config config.json] [--KEY VALUE]...\n"
+        "Any other --KEY VALUE sets the rule parameter KEY; `convert_weight models` lists the\n"
+        "model keys and their parameters.");
 
     cw::ConvertRequest convert;
     std::vector<std::string> convert_sets;

@@ -15,6 +15,11 @@ const std::set<std::string> kOptionalValue = {"is_pretrain", "qkv_concat", "is_l
 bool LooksLikeSeedCommand(const std::vector<std::string>& args) {
   if (args.empty() || args[0].rfind("--", 0) != 0)
     return false;
+  // Help is the top-level help, which shows this form too.
+  for (const std::string& a : args) {
+    if (a == "--help" || a == "-h")
+      return false;
+  }
   for (const std::string& a : args) {
     if (a == "--model" || a.rfind("--model=", 0) == 0 || a == "--input_path" ||
         a.rfind("--input_path=", 0) == 0) {

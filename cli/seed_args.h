@@ -15,7 +15,8 @@
 
 namespace cw::cli {
 
-// True when the arguments use the reference tool's form (no subcommand, --model or --input_path).
+// True when the arguments use the reference tool's form (no subcommand, --model or --input_path)
+// and do not ask for help.
 bool LooksLikeSeedCommand(const std::vector<std::string>& args);
 
 // Parses the arguments after the program name. kUsage errors name the offending argument.

@@ -7,17 +7,18 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
-from cw_testlib import SHARED, SOURCE, TempDirTest, inspect, run  # noqa: E402
+from cw_testlib import EXTERNAL, SOURCE, TempDirTest, inspect, run  # noqa: E402
 
 SAMPLE = os.path.join(SOURCE, "tests/data/qwen2_tiny")
-EXTERNAL = os.path.join(SHARED, "testdata/external")
 
 
 def external_samples():
+    """The real checkpoints of tests/data/external (parallel-strategy files are not checkpoints,
+    although MindSpore names them .ckpt)."""
     files = []
     for ext in ("ckpt", "pt", "bin", "safetensors"):
         files += glob.glob(os.path.join(EXTERNAL, "**", f"*.{ext}"), recursive=True)
-    return sorted(files)
+    return sorted(f for f in files if "strategy" not in os.path.basename(f))
 
 
 class Inspect(TempDirTest):
@@ -64,6 +65,21 @@ class Inspect(TempDirTest):
         p = run("inspect", self.path("nothing"), check=False)
         self.assertEqual(p.returncode, 3)
         self.assertIn("no such file", p.stderr)
+
+
+class Help(unittest.TestCase):
+    def test_top_level_help_shows_the_reference_tools_form(self):
+        for args in (["--help"], ["-h"], ["--model", "llama", "--help"]):
+            with self.subTest(args=args):
+                p = run(*args)
+                self.assertIn("Subcommands:", p.stdout)
+                self.assertIn("convert_weight --model llama --input_path IN --output_path OUT", p.stdout)
+                self.assertIn("[--reversed]", p.stdout)
+
+    def test_no_arguments_is_a_usage_error_that_points_at_the_help(self):
+        p = run(check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--help", p.stderr)
 
 
 class Rewrite(TempDirTest):

@@ -9,7 +9,7 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
-from cw_testlib import (SHARED, SOURCE, TORCH_TO_CODE, TempDirTest, inspect,  # noqa: E402
+from cw_testlib import (EXTERNAL, SOURCE, TORCH_TO_CODE, TempDirTest, inspect,  # noqa: E402
                         read_safetensors, run, torch_bytes)
 from test_safetensors_rules import validate  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -18,7 +18,7 @@ from family_lib import read_bin, read_ckpt, read_hf_folder  # noqa: E402
 QWEN = os.path.join(SOURCE, "tests/data/qwen2_tiny")
 QWEN_RULES = os.path.join(SOURCE, "rules/qwen2.yaml")
 LLAMA_RULES = os.path.join(SOURCE, "rules/llama.yaml")
-TORCH_DIR = os.path.join(SHARED, "testdata/external/torch")
+TORCH_DIR = os.path.join(EXTERNAL, "torch")
 class RoundTrips(TempDirTest):
     def test_qwen2_folder_to_ckpt_and_back_is_byte_identical(self):
         ckpt, back = self.path("q.ckpt"), self.path("back")

@@ -1,4 +1,4 @@
-"""The glm3 rule file (models.md §5.6) on tiny ChatGLM3-6B-shaped folders: config.json plus fp16
+"""The glm3 rule file (rules/glm3.yaml) on tiny ChatGLM3-6B-shaped folders: config.json plus fp16
 pytorch_model-0000N-of-0000M.bin shards and pytorch_model.bin.index.json, with the rotary inv_freq
 buffer, as the THUDM releases ship.
 
@@ -41,7 +41,7 @@ def glm3_config(**overrides):
 
 
 def sizes(config):
-    """q, k, v row counts of query_key_value from models.md §5.6."""
+    """q, k, v row counts of query_key_value (docs/models.md, glm3)."""
     q = config["kv_channels"] * config["num_attention_heads"]
     kv_heads = (config["multi_query_group_num"] if config["multi_query_attention"]
                 else config["num_attention_heads"])
@@ -74,14 +74,15 @@ def glm3_tensors(config, seed=0):
 
 
 def evens_then_odds(t, heads, d):
-    """models.md §5.6 use_rearrange_rope: within each head of d rows, new row j is old row 2j for
-    j < d/2 and old row 2(j - d/2) + 1 after, written as an explicit row index."""
+    """use_rearrange_rope (docs/models.md, glm3): within each head of d rows, new row j is old row
+    2j for j < d/2 and old row 2(j - d/2) + 1 after, written as an explicit row index."""
     order = [2 * j for j in range(d // 2)] + [2 * j + 1 for j in range(d // 2)]
     return t[[h * d + r for h in range(heads) for r in order]]
 
 
 def expected_ms(tensors, config, qkv_concat=True, mlp_concat=True, rope=False):
-    """The MindSpore tensors computed with torch from models.md §5.6 (names from its tables)."""
+    """The MindSpore tensors computed with torch from the glm3 layouts of docs/models.md (names from
+    MindFormers' mindformers/models/glm2/convert_weight.py)."""
     q_rows, k_rows, v_rows = sizes(config)
     d, ffn = config["kv_channels"], config["ffn_hidden_size"]
     out = {}
@@ -208,7 +209,8 @@ class Glm3Test(TempDirTest):
             with self.subTest(model=model, seed_args=seed_args):
                 a, b = self.path("a.ckpt"), self.path("b.ckpt")
                 cw_convert(RULES, folder, a, *rules_args)
-                # Any file of the folder stands for the folder (models.md §2.3).
+                # Any file of the folder stands for the folder
+                # (docs/formats/safetensors.md, 'HF folders').
                 seed_convert(model, shard, b, *seed_args)
                 with open(a, "rb") as fa, open(b, "rb") as fb:
                     self.assertEqual(fa.read(), fb.read())

@@ -1,4 +1,4 @@
-"""The gpt2 rule file (models.md §5.7) on tiny GPT-2 checkpoints in the layouts GPT-2 ships in:
+"""The gpt2 rule file (rules/gpt2.yaml) on tiny GPT-2 checkpoints in the layouts GPT-2 ships in:
 the original release's single pytorch_model.bin (unprefixed names, causal-mask buffers) and
 GPT2LMHeadModel exports (transformer. prefix, a tied lm_head.weight, sharded HF folders).
 
@@ -29,8 +29,9 @@ CONFIG = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 
           "n_layer": 4, "n_positions": 8, "n_ctx": 8, "vocab_size": 40,
           "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new"}
 
-# The MindSpore name of every HF name, written from the table of models.md §5.7 (independently of
-# the rule file); c_attn rows are checked separately.
+# The MindSpore name of every HF name, written from the table of MindFormers'
+# mindformers/models/gpt2/convert_weight.py (independently of the rule file); c_attn rows are
+# checked separately.
 TOP_NAMES = {"wte.weight": "backbone.embedding.word_embedding.embedding_table",
              "wpe.weight": "backbone.embedding.position_embedding.embedding_table",
              "ln_f.weight": "backbone.layernorm.gamma", "ln_f.bias": "backbone.layernorm.beta"}

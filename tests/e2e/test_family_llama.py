@@ -1,10 +1,11 @@
-"""The llama family rule files (models.md §5.1-§5.5, §6): llama, knowlm, deepseek, deepseek1_5
-and qwen2, each on a tiny checkpoint shaped like a real one of the family, in the layout it ships
-in.
+"""The llama family rule files (rules/llama.yaml and the files extending it): llama, knowlm,
+deepseek, deepseek1_5 and qwen2, each on a tiny checkpoint shaped like a real one of the family,
+in the layout it ships in.
 
 Checked for every family: forward names equal tests/e2e/expected/<family>.txt, every tensor equals
-its source (or, fused, an independent torch computation of models.md §6), dtypes are kept, reverse
-gives the input back byte for byte, and the seed command line writes the same bytes as --rules.
+its source (or, fused, an independent torch computation of the layouts in docs/rules.md, 'Examples
+of the fused layouts'), dtypes are kept, reverse gives the input back byte for byte, and the seed
+command line writes the same bytes as --rules.
 """
 import os
 import re
@@ -24,8 +25,9 @@ from family_lib import convert as cw_convert  # noqa: E402
 RULES = {f: os.path.join(SOURCE, "rules", f + ".yaml")
          for f in ("llama", "knowlm", "deepseek", "deepseek1_5", "qwen2")}
 
-# The MindSpore name of every HF name, written from the table of models.md §5.1 (independently of
-# the rule files): whole names, then the per-layer part after "model.layers.{layer}.".
+# The MindSpore name of every HF name, written from the table of MindFormers'
+# mindformers/models/llama/convert_weight.py (independently of the rule files): whole names, then
+# the per-layer part after "model.layers.{layer}.".
 TOP_NAMES = {"model.embed_tokens.weight": "model.tok_embeddings.embedding_weight",
              "model.norm.weight": "model.norm_out.weight", "lm_head.weight": "lm_head.weight"}
 LAYER_PARTS = {"self_attn.q_proj": "attention.wq", "self_attn.k_proj": "attention.wk",
@@ -144,7 +146,7 @@ def build(folder, spec, fmt=None, **overrides):
 
 
 def grouped_qkv(q, k, v, heads, kv_heads, head_dim):
-    """models.md §6 grouped layout: per KV group, its heads/kv_heads query heads, its k, its v."""
+    """Grouped layout (docs/rules.md): per KV group, its heads/kv_heads query heads, k, v."""
     rest = list(q.shape[1:])
     return torch.cat([q.reshape(kv_heads, heads // kv_heads * head_dim, *rest),
                       k.reshape(kv_heads, head_dim, *rest),
@@ -152,7 +154,7 @@ def grouped_qkv(q, k, v, heads, kv_heads, head_dim):
 
 
 def grouped_gate_up(gate, up):
-    """models.md §6: gate/up rows one by one, gate_0, up_0, gate_1, up_1, ..."""
+    """Grouped layout (docs/rules.md): gate/up rows one by one, gate_0, up_0, gate_1, up_1, ..."""
     return torch.stack([gate, up], dim=1).reshape(-1, *gate.shape[1:])
 
 
@@ -363,7 +365,7 @@ class TiedHead(FamilyTest):
 
 
 class Fused(FamilyTest):
-    """The w_qkv / w_gate_hidden variants of models.md §6."""
+    """The w_qkv / w_gate_hidden variants (qkv_concat; docs/models.md, docs/rules.md)."""
 
     def fused_folder(self, config, qkv_bias, dtype=torch.bfloat16, **kw):
         folder = self.path("fused")
@@ -480,7 +482,8 @@ class SeedCommandLine(FamilyTest):
                     build(folder, spec)
                 a = self.forward(family, folder, key + ".ckpt")
                 b = self.fresh(key + ".ckpt")
-                # Any file of the folder stands for the folder (models.md §2.3).
+                # Any file of the folder stands for the folder
+                # (docs/formats/safetensors.md, 'HF folders').
                 weight = max(n for n in os.listdir(folder) if n.endswith((".bin", ".safetensors")))
                 seed_convert(key, os.path.join(folder, weight), b)
                 self.assertEqual(file_bytes(a), file_bytes(b))

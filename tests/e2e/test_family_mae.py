@@ -1,10 +1,10 @@
-"""mae family (shared/spec/models.md §5.10, rules/mae.yaml): a tiny facebookresearch/mae
+"""mae family (rules/mae.yaml, docs/models.md): a tiny facebookresearch/mae
 MaskedAutoencoderViT, encoder only (as mae_pretrain_vit_base.pth) and with its decoder, saved as the
 real files are, torch.save({"model": state_dict}), converted to a MindSpore .ckpt and back.
 
 The encoder is test_family_vit.py's (same table but for the final norm, vit.norm); its expected
-names are tests/e2e/expected/mae.txt. The decoder's top-level MindSpore names are the spec's
-recommendation and unverified (models.md §5.10, §8), so for the decoder the test checks only that
+names are tests/e2e/expected/mae.txt. The decoder's top-level MindSpore names are this project's
+choice and unverified (docs/models.md, rules/mae.yaml), so for the decoder the test checks only that
 it leaves the encoder's names and tensors as they are and that the round trip is exact.
 """
 import collections
@@ -47,7 +47,7 @@ def mae_model(seed, decoder=False):
 
 
 def mae_encoder_to_ms(src):
-    """models.md §5.10: vit's encoder table with norm -> vit.norm."""
+    """MindFormers' mae/convert_weight.py: vit's encoder table with norm -> vit.norm."""
     out = vit_encoder_to_ms(src)
     out.update({"vit.norm.gamma": src["norm.weight"], "vit.norm.beta": src["norm.bias"]})
     return out
@@ -111,7 +111,7 @@ class MaeFamily(PthFamilyTest):
     # Missing engine feature: an optional rule that matches some values of a count-less
     # placeholder is not checked for values from 0 without gaps (a required one is), so decoder
     # block 0 may lack a tensor unnoticed. Needed: optional rules exempt only from matching
-    # nothing, not from contiguity (models.md §4.4).
+    # nothing, not from contiguity (docs/rules.md §8, step 3, exempts them from both today).
     @unittest.expectedFailure
     def test_a_decoder_block_missing_a_tensor_fails_naming_it(self):
         model = mae_model(8, decoder=True)
@@ -121,7 +121,7 @@ class MaeFamily(PthFamilyTest):
         self.assert_fails(["convert", "--rules", RULES, "--input", pth, "--output", self.path("m.ckpt")],
                           "decoder_blocks.0.mlp.fc1.weight")
 
-    # Fine-tuned MAE ViTs (models_vit.py: head, fc_norm) are vit checkpoints (models.md §5.9 names
+    # Fine-tuned MAE ViTs (models_vit.py: head, fc_norm) are vit checkpoints (rules/vit.yaml names
     # mae_finetuned_vit_base.pth); rules/mae.yaml reads MaskedAutoencoderViT files only.
     def test_a_fine_tuned_vit_is_not_an_mae(self):
         model = mae_model(9)

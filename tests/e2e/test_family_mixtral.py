@@ -1,4 +1,4 @@
-"""The mixtral rule file (models.md §5.8) on tiny MixtralForCausalLM folders: config.json plus
+"""The mixtral rule file (rules/mixtral.yaml) on tiny MixtralForCausalLM folders: config.json plus
 bf16 safetensors shards whose tensors are stored in name order (as real safetensors files are), so
 that experts.10 comes before experts.2 and the experts of one layer straddle shards.
 
@@ -22,8 +22,9 @@ from cw_testlib import TempDirTest  # noqa: E402
 
 RULES = os.path.join(SOURCE, "rules", "mixtral.yaml")
 
-# The MindSpore name of every HF name that is only renamed, from the table of models.md §5.8
-# (written independently of the rule file): whole names, then the part after "model.layers.{l}.".
+# The MindSpore name of every HF name that is only renamed, from the table of MindFormers'
+# research/mixtral/convert_weight.py (written independently of the rule file): whole names, then
+# the part after "model.layers.{l}.".
 TOP_NAMES = {"model.embed_tokens.weight": "model.tok_embeddings.embedding_weight",
              "model.norm.weight": "model.norm_out.weight", "lm_head.weight": "lm_head.weight"}
 LAYER_PARTS = {"self_attn.q_proj.weight": "attention.wq.weight",
@@ -73,7 +74,7 @@ def mixtral_tensors(config, seed=0):
 
 
 def expected_ms(tensors, config, use_gmm):
-    """The MindSpore tensors computed with torch from models.md §5.8."""
+    """The MindSpore tensors computed with torch (docs/models.md, mixtral)."""
     out = {}
     for name, value in tensors.items():
         if name in TOP_NAMES:
@@ -158,7 +159,8 @@ class MixtralTest(TempDirTest):
                                       ([], ["--use_gmm", "False"])):
             a, b = self.path("a.ckpt"), self.path("b.ckpt")
             cw_convert(RULES, folder, a, *rules_args)
-            # Any file of the folder stands for the folder (models.md §2.3).
+            # Any file of the folder stands for the folder
+            # (docs/formats/safetensors.md, 'HF folders').
             seed_convert("mixtral", shard, b, *seed_args)
             with open(a, "rb") as fa, open(b, "rb") as fb:
                 self.assertEqual(fa.read(), fb.read(), seed_args)

@@ -1,13 +1,13 @@
-"""swin family (shared/spec/models.md §5.11, rules/swin.yaml): a tiny microsoft/Swin-Transformer
+"""swin family (rules/swin.yaml, docs/models.md): a tiny microsoft/Swin-Transformer
 classifier and a tiny SimMIM pre-training model, saved as the real files are,
 torch.save({"model": state_dict}), converted to a MindSpore .ckpt and back.
 
-The backbone has the proportions of Swin-T scaled down: 4 stages of depths 2, 2, 4, 2 (Swin-T:
-2, 2, 6, 2), width 8 doubling per stage, heads 1, 2, 4, 8, window 2 on an 8x8 patch grid, so that
-stages 0 and 1 have shifted-window attention masks, stage 2 fits one window and stage 3 shrinks
-its window to 1 (as stage 3 of a 224-pixel Swin does). The expected MindSpore tensors are computed
-here from the spec's table (thirds of qkv on axis 0, .t() of the MLP weights only); the expected
-names are tests/e2e/expected/swin*.txt.
+The backbone has the proportions of Swin-T scaled down: 4 stages of depths 2, 2, 4, 2 (Swin-T: 2, 2,
+6, 2), width 8 doubling per stage, heads 1, 2, 4, 8, window 2 on an 8x8 patch grid, so that stages 0
+and 1 have shifted-window attention masks, stage 2 fits one window and stage 3 shrinks its window to
+1 (as stage 3 of a 224-pixel Swin does). The expected MindSpore tensors are computed here from the
+table of MindFormers' swin/convert_weight.py (thirds of qkv on axis 0, .t() of the MLP weights
+only); the expected names are tests/e2e/expected/swin*.txt.
 """
 import collections
 import os
@@ -105,7 +105,8 @@ def simmim(seed):
 
 
 def swin_to_ms(src, pretrain=False):
-    """models.md §5.11, written out: the independent expectation of every MindSpore tensor."""
+    """MindFormers' swin/convert_weight.py, written out: the independent expectation of every
+    MindSpore tensor."""
     hf = "encoder." if pretrain else ""
     out = {}
 

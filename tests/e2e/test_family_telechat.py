@@ -1,8 +1,8 @@
-"""The telechat rule files (models.md §5.12, §5.13) on tiny TeleChat checkpoints in the layout
-TeleChat ships in: HF folders of .bin shards named pytorch_model_000NN-of-000MM.bin (underscore)
-listed in pytorch_model.bin.index.json. 7B files have unprefixed names and no lm_head.weight,
-12B files prefix everything but their untied lm_head.weight with transformer.; a 7B file re-saved
-by save_pretrained carries the prefix without a head.
+"""The telechat rule files (rules/telechat_7b.yaml, rules/telechat_12b.yaml) on tiny TeleChat
+checkpoints in the layout TeleChat ships in: HF folders of .bin shards named
+pytorch_model_000NN-of-000MM.bin (underscore) listed in pytorch_model.bin.index.json. 7B files have
+unprefixed names and no lm_head.weight, 12B files prefix everything but their untied lm_head.weight
+with transformer.; a 7B file re-saved by save_pretrained carries the prefix without a head.
 
 Checked: forward names equal tests/e2e/expected/telechat_{7b,12b}.txt, every tensor equals its
 source (K/V stays fused), dtypes kept, reverse gives every spelling back byte for byte, the type is
@@ -33,7 +33,8 @@ CONFIG_12B = {"architectures": ["TelechatForCausalLM"], "model_type": "telechat"
               "n_head": 5, "n_layer": 2, "ffn_hidden_size": 96, "vocab_size": 56,
               "layer_norm_epsilon": 1e-5, "torch_dtype": "bfloat16", "tie_word_embeddings": False}
 
-# MindSpore names, written from the table of models.md §5.12 (independently of the rule files).
+# MindSpore names, written from the table of MindFormers' research/telechat/convert_weight.py
+# (independently of the rule files).
 TOP_NAMES = {"word_embeddings.weight": "model.tok_embeddings.embedding_weight",
              "ln_f.weight": "model.norm_out.weight"}
 LAYER_PARTS = {"input_layernorm.weight": "attention_norm.weight",
@@ -260,7 +261,8 @@ class SeedCommandLine(TelechatTest):
                 ("key12", twelve, b, ["--model", "telechat_12b"])):
             with self.subTest(name=name):
                 out = self.path(name + ".ckpt")
-                # Any file of the folder stands for the folder (models.md §2.3).
+                # Any file of the folder stands for the folder
+                # (docs/formats/safetensors.md, 'HF folders').
                 run(*extra, "--input_path", os.path.join(src, shard_name(2, 4)), "--output_path", out,
                     "--quiet")
                 self.assertEqual(file_bytes(out), want)

@@ -1,10 +1,11 @@
-"""vit family (shared/spec/models.md §5.9, rules/vit.yaml): a tiny timm / facebookresearch/mae
+"""vit family (rules/vit.yaml, docs/models.md): a tiny timm / facebookresearch/mae
 VisionTransformer saved as the real files are, torch.save({"model": state_dict}), converted to a
 MindSpore .ckpt and back.
 
-The expected MindSpore tensors are computed here from the spec's table with torch ops (thirds of
-qkv on axis 0, .t() of attn.proj / mlp.fc1 / mlp.fc2 weights); the expected names are
-tests/e2e/expected/vit*.txt. test_family_mae.py and test_family_swin.py reuse the .pth helpers.
+The expected MindSpore tensors are computed here from the table of MindFormers'
+mindformers/models/vit/convert_weight.py with torch ops (thirds of qkv on axis 0, .t() of attn.proj
+/ mlp.fc1 / mlp.fc2 weights); the expected names are tests/e2e/expected/vit*.txt. test_family_mae.py
+and test_family_swin.py reuse the .pth helpers.
 """
 import collections
 import os
@@ -74,8 +75,8 @@ def vit_block(g, hf, dim, mlp, dtype):
 
 
 def vit_block_to_ms(src, hf, ms):
-    """models.md §5.9 block rows: norms to layernorm gamma/beta, qkv thirds of axis 0 to
-    dense1/2/3, attn.proj / mlp.fc1 / mlp.fc2 weights transposed."""
+    """Block rows of MindFormers' vit/convert_weight.py: norms to layernorm gamma/beta, qkv thirds
+    of axis 0 to dense1/2/3, attn.proj / mlp.fc1 / mlp.fc2 weights transposed."""
     out = {ms + "layernorm1.gamma": src[hf + "norm1.weight"],
            ms + "layernorm1.beta": src[hf + "norm1.bias"],
            ms + "layernorm2.gamma": src[hf + "norm2.weight"],

@@ -1,7 +1,7 @@
 """Helpers shared by the interop and CLI test scripts (run by ctest with Debian's /usr/bin/python3).
 
-Environment (set by tests/CMakeLists.txt): CW_BIN (the convert_weight binary), CW_SHARED_DIR,
-CW_SOURCE_DIR, CW_PROTOC.
+Environment (set by tests/CMakeLists.txt): CW_BIN (the convert_weight binary), CW_SOURCE_DIR,
+CW_PROTOC. EXTERNAL is the real files written by other programs (tests/data/external).
 """
 import json
 import os
@@ -11,8 +11,8 @@ import tempfile
 import unittest
 
 BIN = os.environ.get("CW_BIN", "")
-SHARED = os.environ.get("CW_SHARED_DIR", "")
 SOURCE = os.environ.get("CW_SOURCE_DIR", "")
+EXTERNAL = os.path.join(SOURCE, "tests", "data", "external")
 
 
 def run(*args, check=True):

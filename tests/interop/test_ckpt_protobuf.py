@@ -6,7 +6,7 @@ with CW_PROTOC) and compared, value by value, with its input read just as indepe
 inputs with protobuf, torch inputs with torch.load. Written bytes must also equal what
 MindSpore's own writer (Python protobuf, one serialised Checkpoint per record) produces.
 
-Run by ctest with /usr/bin/python3 and CW_BIN, CW_SHARED_DIR, CW_SOURCE_DIR, CW_PROTOC set.
+Run by ctest with /usr/bin/python3 and CW_BIN, CW_SOURCE_DIR, CW_PROTOC set.
 """
 
 import importlib
@@ -21,15 +21,16 @@ import unittest
 import zlib
 
 BIN = os.environ["CW_BIN"]
-SHARED = pathlib.Path(os.environ["CW_SHARED_DIR"])
+EXTERNAL = pathlib.Path(os.environ["CW_SOURCE_DIR"]) / "tests/data/external"
 SOURCE = pathlib.Path(os.environ["CW_SOURCE_DIR"])
 PROTOC = os.environ.get("CW_PROTOC") or "protoc"
 
-MS_SAMPLES = sorted((SHARED / "testdata/external/mindspore").glob("*.ckpt"))
-TORCH_SAMPLE = SHARED / "testdata/external/torch/dtypes_views.pt"
+MS_SAMPLES = sorted((EXTERNAL / "mindspore").glob("*.ckpt"))
+TORCH_SAMPLE = EXTERNAL / "torch/dtypes_views.pt"
 CRC_TRAILER_BYTES = 17
 
-# MindSpore tensor_type -> (safetensors code, element size), the dtype table of the spec (§3).
+# MindSpore tensor_type -> (safetensors code, element size): the dtype table of
+# docs/formats/mindspore.md ('Layout').
 MS_TYPES = {
     "Bool": ("BOOL", 1), "Int8": ("I8", 1), "Int16": ("I16", 2), "Int32": ("I32", 4),
     "Int64": ("I64", 8), "UInt8": ("U8", 1), "UInt16": ("U16", 2), "UInt32": ("U32", 4),
@@ -130,7 +131,7 @@ class CkptInterop(unittest.TestCase):
                 self.assertEqual(written, serialise_like_mindspore(expected))
 
     def test_a_crc_trailer_holds_the_crc32_of_all_records(self):
-        sample = SHARED / "testdata/external/mindspore/mindscience_example_net_10000.ckpt"
+        sample = EXTERNAL / "mindspore/mindscience_example_net_10000.ckpt"
         written = self.rewrite(sample, "crc.ckpt", "--crc")
         payload, crc = split_crc(written)
         self.assertIsNotNone(crc)
@@ -139,7 +140,7 @@ class CkptInterop(unittest.TestCase):
         self.assertEqual(payload, self.rewrite(sample, "plain.ckpt"))
 
     def test_a_tensor_over_the_chunk_size_becomes_adjacent_full_dims_records(self):
-        sample = SHARED / "testdata/external/mindspore/mindscience_multihead.ckpt"
+        sample = EXTERNAL / "mindspore/mindscience_multihead.ckpt"
         chunk = 1000
         expected = join_records(parse_records(sample.read_bytes()))
         records = parse_records(self.rewrite(sample, "chunked.ckpt", "--chunk-bytes", chunk))
@@ -169,7 +170,7 @@ class CkptInterop(unittest.TestCase):
         self.assertEqual(written, serialise_like_mindspore(expected))
 
     def test_inspect_lists_mindspore_scalars_as_0d_and_counters_as_1d(self):
-        sample = SHARED / "testdata/external/mindspore/mindscience_example_net_10000.ckpt"
+        sample = EXTERNAL / "mindspore/mindscience_example_net_10000.ckpt"
         result = run_cli("inspect", sample, "--json")
         self.assertEqual(result.returncode, 0, result.stderr)
         listing = json.loads(result.stdout)

@@ -7,7 +7,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cw_testlib import SHARED, SOURCE, TempDirTest, run  # noqa: E402
+from cw_testlib import EXTERNAL, SOURCE, TempDirTest, run  # noqa: E402
 
 SIZES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2,
          "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "F64": 8, "I64": 8, "U64": 8}
@@ -60,9 +60,9 @@ def validate(test, path, expect_format="pt"):
 class OfficialRules(TempDirTest):
     def test_single_file_outputs_of_every_input_format_follow_the_rules(self):
         sources = [os.path.join(SOURCE, "tests/data/qwen2_tiny"),
-                   os.path.join(SHARED, "testdata/external/torch/dtypes_views.pt"),
-                   os.path.join(SHARED, "testdata/external/mindspore/mindscience_example_net_10000.ckpt"),
-                   os.path.join(SHARED, "testdata/external/hf/safetensors_samples/overall.safetensors")]
+                   os.path.join(EXTERNAL, "torch/dtypes_views.pt"),
+                   os.path.join(EXTERNAL, "mindspore/mindscience_example_net_10000.ckpt"),
+                   os.path.join(EXTERNAL, "hf/safetensors_samples/overall.safetensors")]
         for i, src in enumerate(sources):
             with self.subTest(src=src):
                 out = self.path(f"out{i}.safetensors")

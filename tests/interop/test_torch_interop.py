@@ -8,7 +8,7 @@ from collections import OrderedDict
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cw_testlib import (SHARED, SOURCE, TORCH_TO_CODE, TempDirTest, flatten, inspect,  # noqa: E402
+from cw_testlib import (EXTERNAL, SOURCE, TORCH_TO_CODE, TempDirTest, flatten, inspect,  # noqa: E402
                         read_safetensors, run, torch_bytes)
 
 
@@ -61,7 +61,7 @@ class TorchReadsOurFiles(TempDirTest):
         self.check_loads_equal(sample, out)
 
     def test_every_dtype_of_a_torch_written_file_survives_a_rewrite_to_bin(self):
-        source = os.path.join(SHARED, "testdata/external/torch/dtypes_views.pt")
+        source = os.path.join(EXTERNAL, "torch/dtypes_views.pt")
         out = self.path("again.pt")
         run("rewrite", source, out)
         self.check_loads_equal(source, out)

@@ -41,7 +41,9 @@ void WriteFile(const fs::path& path, const std::string& bytes) {
     throw std::runtime_error("cannot write " + path.string());
 }
 
-fs::path SharedPath(const std::string& relative) { return fs::path(CW_SHARED_DIR) / relative; }
+fs::path ExternalPath(const std::string& relative) {
+  return fs::path(CW_SOURCE_DIR) / "tests/data/external" / relative;
+}
 fs::path SourcePath(const std::string& relative) { return fs::path(CW_SOURCE_DIR) / relative; }
 
 std::vector<std::string> ListFolder(const fs::path& dir) {

@@ -1,4 +1,4 @@
-// File helpers for tests: temporary folders, whole-file reads and writes, shared test data.
+// File helpers for tests: temporary folders, whole-file reads and writes, the bundled test data.
 #pragma once
 
 #include <filesystem>
@@ -24,7 +24,8 @@ class TempDir {
 std::string ReadFile(const std::filesystem::path& path);
 void WriteFile(const std::filesystem::path& path, const std::string& bytes);
 // Files in the folders a test may read.
-std::filesystem::path SharedPath(const std::string& relative);  // ../shared/<relative>
+std::filesystem::path ExternalPath(
+    const std::string& relative);  // <repo>/tests/data/external/<relative>
 std::filesystem::path SourcePath(const std::string& relative);  // <repo>/<relative>
 // Names of the files in a folder, sorted; temporaries included.
 std::vector<std::string> ListFolder(const std::filesystem::path& dir);

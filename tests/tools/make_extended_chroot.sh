@@ -5,7 +5,7 @@
 # Debian 12 does not have. See docs/interop.md.
 #
 #   tests/tools/make_extended_chroot.sh [ROOT]     ROOT defaults to $CW_EXTENDED_CHROOT, then
-#                                                  /work/chroots/sid (the test's default)
+#                                                  ~/.cache/convert_weight/sid (the test's default)
 #
 # Idempotent: does nothing when ROOT already imports the three packages; installs them when ROOT
 # is a complete chroot lacking them; otherwise debootstraps into ROOT.partial and renames it to
@@ -17,7 +17,7 @@
 # mounted in it: the test runs `chroot ROOT /usr/bin/python3 ...` without mounting /proc).
 set -euo pipefail
 
-root="${1:-${CW_EXTENDED_CHROOT:-/work/chroots/sid}}"
+root="${1:-${CW_EXTENDED_CHROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/convert_weight/sid}}"
 mirror="${CW_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 suite="${CW_EXTENDED_SUITE:-sid}"
 packages=(python3-torch python3-safetensors python3-transformers)

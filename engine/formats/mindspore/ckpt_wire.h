@@ -58,10 +58,11 @@ Result<FieldKey> ReadKey(ByteReader& in);
 // Skips the value of a field whose key was just read.
 Status SkipField(ByteReader& in, const FieldKey& key);
 
-// Reads one record at the reader's position (V4-V12, V17, V18, V21 of the spec): the 0x0A key,
-// the length (checked against the bytes left before anything is read), then the Value with its
-// TensorProto. A Value holding a MapTensor (field 3) is kUnsupported, naming the tag. Errors name
-// the tag once it is known (the tag is read before the tensor, whatever the field order).
+// Reads one record at the reader's position (rows V4-V12, V17, V18, V21 of the reader table in
+// docs/formats/mindspore.md): the 0x0A key, the length (checked against the bytes left before
+// anything is read), then the Value with its TensorProto. A Value holding a MapTensor (field 3) is
+// kUnsupported, naming the tag. Errors name the tag once it is known (the tag is read before the
+// tensor, whatever the field order).
 // `first`: the file's first record. There, bytes that are not a Value with a tag (another key, a
 // field of the wrong type, no tag) mean another protobuf message saved as .ckpt, such as a
 // parallel-strategy file: the error says "not a MindSpore checkpoint" (V4).

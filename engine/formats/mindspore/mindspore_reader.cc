@@ -26,7 +26,7 @@ struct Listing {
   std::vector<SkippedValue> skipped;
 };
 
-// Adjacent records of one tag: the pieces of one value (spec §2.2).
+// Adjacent records of one tag: the pieces of one value (docs/formats/mindspore.md, 'Layout').
 struct Run {
   CkptRecord first;
   std::vector<ByteSpan> pieces;
@@ -273,7 +273,8 @@ class Reader final : public CheckpointReader {
     const std::vector<ByteSpan>& pieces = listing_.pieces[index];
     if (pieces.size() == 1)
       return TensorData::Borrow(pieces.front());
-    // A tensor saved in several records is contiguous only once joined (spec §2.1).
+    // A tensor saved in several records is contiguous only once joined
+    // (docs/formats/mindspore.md, 'Layout').
     TensorData data = TensorData::Allocate(listing_.tensors[index].byte_size);
     auto out = data.mutable_bytes().begin();
     for (const ByteSpan piece : pieces)

@@ -11,11 +11,12 @@
 // String values ("str", UTF-32LE) and "random_op" RNG states are listed in skipped().
 //
 // Opening walks every record (never a whole-file protobuf parse, so files over 2 GiB work) and
-// checks all of the spec's validation table V1-V21 before returning: empty file, encrypted magic,
-// CRC trailer, top-level key (a parallel-strategy file or another protobuf message saved as .ckpt
-// is "not a MindSpore checkpoint", never an empty one), varints, lengths, tags, MapTensor values,
-// tensor types, dims, content sizes, adjacency and duplicates. The only tensor bytes touched are
-// those a CRC trailer covers. Errors are located: file, byte offset and, once known, the tag.
+// checks every row, V1-V21, of the reader table in docs/formats/mindspore.md before returning:
+// empty file, encrypted magic, CRC trailer, top-level key (a parallel-strategy file or another
+// protobuf message saved as .ckpt is "not a MindSpore checkpoint", never an empty one), varints,
+// lengths, tags, MapTensor values, tensor types, dims, content sizes, adjacency and duplicates.
+// The only tensor bytes touched are those a CRC trailer covers. Errors are located: file, byte
+// offset and, once known, the tag.
 #pragma once
 
 #include <memory>

@@ -108,7 +108,8 @@ Result<Layout> WriteHeaders(const std::vector<TensorInfo>& tensors, uint64_t chu
       Record r;
       r.tensor_offset = k * chunk_bytes;
       r.content_bytes = std::min(chunk_bytes, t.byte_size - r.tensor_offset);
-      // Every piece carries the full dims and the tensor's type (spec §2.1).
+      // Every piece carries the full dims and the tensor's type
+      // (docs/formats/mindspore.md, 'Layout').
       const std::string header =
           EncodeRecordHeader(t.name, t.shape, Info(t.dtype).mindspore, r.content_bytes);
       r.header_offset = offset;

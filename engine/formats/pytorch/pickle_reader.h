@@ -1,5 +1,5 @@
 // A pickle reader for torch.save's data.pkl that never imports, calls or executes anything
-// (docs/formats/torch.md; spec §2).
+// (docs/formats/torch.md, 'The pickle').
 //
 // A pickle is a program for a small stack machine: opcodes push values, build containers, store
 // and fetch them in a memo, and call "globals" (module.name) with arguments. torch.save writes

@@ -13,7 +13,7 @@
 namespace cw::pytorch {
 namespace {
 
-// Opcodes, all in torch 1.13's weights_only set (spec §2.2).
+// Opcodes, all in torch 1.13's weights_only set (docs/formats/torch-writer.md, 'data.pkl').
 constexpr char kProto = '\x80';
 constexpr char kGlobal = 'c';
 constexpr char kEmptyDict = '}';

@@ -1,5 +1,5 @@
 // The data.pkl record of a torch.save archive: a pickled state dict whose tensors point at
-// storage records by persistent id (docs/formats/torch-writer.md, spec §2).
+// storage records by persistent id (docs/formats/torch-writer.md, 'data.pkl').
 //
 // The stream uses only what torch 1.13's weights_only unpickler accepts, so every torch from 1.13
 // on loads it with or without weights_only: protocol 2, no memo, no BINFLOAT. For tensors
@@ -24,7 +24,8 @@
 //   STOP
 //
 // Ints use BININT1 / BININT2 / BININT / LONG1 by range; tuples of 0-3 items EMPTY_TUPLE / TUPLE1-3,
-// longer ones MARK ... TUPLE. For {"w": float32 [2, 3]} this is the 139-byte stream of spec §2.7.
+// longer ones MARK ... TUPLE. For {"w": float32 [2, 3]} this is the 139-byte stream given in hex in
+// docs/formats/torch-writer.md ('data.pkl').
 #pragma once
 
 #include <span>

@@ -19,7 +19,8 @@ namespace {
 
 constexpr std::string_view kZipMagic = "PK\x03\x04";
 constexpr std::string_view kPreviewMagic = "PYTORCH1";
-// torch's MAGIC_NUMBER 0x1950a86a20f9469cfc6c as LONG1 in a protocol-2 pickle (spec §3).
+// torch's MAGIC_NUMBER 0x1950a86a20f9469cfc6c as LONG1 in a protocol-2 pickle
+// (docs/formats/torch.md, 'Containers').
 constexpr std::string_view kLegacyMagic =
     "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
 constexpr int64_t kLegacyProtocol = 1001;

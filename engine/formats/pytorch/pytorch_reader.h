@@ -1,4 +1,4 @@
-// Reading torch.save files (.bin, .pt, .pth) without Python (docs/formats/torch.md; spec §1-3).
+// Reading torch.save files (.bin, .pt, .pth) without Python (docs/formats/torch.md).
 //
 // Two containers are read, told apart by their first bytes:
 //  - "PK\x03\x04": the zip written since torch 1.6 (zip_archive.h). All entries share one folder

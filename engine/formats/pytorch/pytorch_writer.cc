@@ -15,7 +15,8 @@ namespace {
 
 constexpr std::string_view kByteOrder = "little";
 constexpr std::string_view kVersion = "3\n";
-// Entry order (spec §1.9): data.pkl, byteorder, data/0 .. data/N-1, version.
+// Entry order: data.pkl, byteorder, data/0 .. data/N-1, version (docs/formats/torch-writer.md,
+// 'Records').
 constexpr size_t kPickleEntry = 0;
 constexpr size_t kByteOrderEntry = 1;
 constexpr size_t kFirstTensorEntry = 2;

@@ -1,4 +1,5 @@
-// From an unpickled torch.save object to named tensors over storage records (spec §2.4-2.6).
+// From an unpickled torch.save object to named tensors over storage records
+// (docs/formats/torch.md, 'Tensors').
 //
 // IndexStateDict walks the top-level dict in pickle order. Nested dicts are flattened with "."
 // ({"model": {"w": t}} gives "model.w"; int keys are written in decimal); tensors are kept; any

@@ -1,4 +1,4 @@
-// The zip container of torch.save files (docs/formats/torch.md; spec §1).
+// The zip container of torch.save files (docs/formats/torch.md, 'The zip').
 //
 // torch.save (miniz) writes one record per entry: a 30-byte local header, the name, an extra field
 // padding the payload to a 64-byte boundary, the payload (stored), often a data descriptor. Then
@@ -14,7 +14,8 @@
 //    must equal it or hold the 0xFFFF/0xFFFFFFFF sentinel;
 //  - the CD ends exactly where the (ZIP64) EOCD starts, and holds exactly the counted entries;
 //  - entry sizes and local-header offsets come from the CD, or from its ZIP64 extra (id 0x0001,
-//    only the fields whose CD value is 0xFFFFFFFF, in spec order); local ZIP64 extras are ignored;
+//    only the fields whose CD value is 0xFFFFFFFF, in APPNOTE order: uncompressed size,
+//    compressed size, local header offset); local ZIP64 extras are ignored;
 //  - the payload starts at local_header_offset + 30 + name length + extra length, both lengths read
 //    from the local header, whose signature, name and method must match the CD entry;
 //  - payloads end before the CD and entries do not overlap (gaps, e.g. descriptors, are fine);

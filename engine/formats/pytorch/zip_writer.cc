@@ -74,9 +74,12 @@ Result<ZipEntryPlace> PlaceEntry(const ZipEntrySpec& e, uint64_t cursor,
   p.header_offset = cursor;
   p.zip64_sizes = e.size_bytes >= thresholds.field32;
   // Entries past the threshold keep a plain local header: only the central directory needs
-  // their offset, and torch and zip tools accept this spec-standard form (spec §1.7).
+  // their offset. miniz (torch's zip library) adds a local ZIP64 extra there, but torch and zip
+  // tools accept the APPNOTE-standard form without it (docs/formats/torch-writer.md, 'The zip
+  // container').
   p.zip64_offset = cursor >= thresholds.field32;
-  // The padding is computed after every other local byte, ZIP64 extra included (spec §1.6).
+  // The padding is computed after every other local byte, ZIP64 extra included
+  // (docs/formats/torch-writer.md, 'The zip container').
   uint64_t start = cursor;
   CW_RETURN_IF_ERROR(AddTo(start, kLocalHeaderBytes + e.name.size() + kExtraHeaderBytes +
                                       (p.zip64_sizes ? kLocalZip64ExtraBytes : 0)));

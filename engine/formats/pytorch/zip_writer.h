@@ -1,6 +1,6 @@
 // A STORED zip archive whose layout is fixed before any byte is written, as torch.save files need.
 //
-// Layout (docs/formats/torch-writer.md, spec §1.5-1.9), for entries given as (name, size):
+// Layout (docs/formats/torch-writer.md, 'The zip container'), for entries given as (name, size):
 //
 //   per entry  local header (30 bytes, "plain" style: CRC and sizes filled in, flags bit 3 clear)
 //              name

@@ -405,8 +405,8 @@ TEST_SUITE("formats.hf_folder") {
   }
 
   TEST_CASE("reads the real tiny_llama_bf16_sharded index, opening its two .bin shards") {
-    const fs::path index = test::SharedPath(
-        "testdata/external/torch/tiny_llama_bf16_sharded/"
+    const fs::path index = test::ExternalPath(
+        "torch/tiny_llama_bf16_sharded/"
         "pytorch_model.bin.index.json");
     // The torch reader is tested elsewhere: here each shard lists the keys its SOURCES.md gives.
     const auto layer = [](int l) {

@@ -1,5 +1,5 @@
 // Every rule op, planned and executed forward and then in reverse, gives back the input bytes;
-// the fused layouts produce the exact row orders of models.md §6.
+// the fused layouts produce the exact row orders of the examples in docs/rules.md, '6. Ops'.
 #include "engine/plan/step_ops.h"
 
 #include <map>
@@ -237,7 +237,7 @@ rules:
     }
   }
 
-  TEST_CASE("grouped q/k/v interleave gives the row order of models.md §6 and round trips") {
+  TEST_CASE("grouped q/k/v interleave gives the documented row order and round trips") {
     const RuleSet rules = Rules(std::string(kGqaParams) + R"(
 rules:
   - hf: ["l.{layer}.q", "l.{layer}.k", "l.{layer}.v"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the hand-made seeds of the fuzz corpora (tests/fuzz/corpus/<parser>/).
 
-The other seeds are copies of /work/shared/testdata/external samples (their names keep the
+The other seeds are copies of the real files in tests/data/external (their names keep the
 sample's origin: burn_*, hf_sample_*, mindscience_*, ...) and outputs of our own writers:
 
   convert_weight rewrite safetensors/hf_sample_overall.safetensors ckpt/writer_overall_crc.ckpt --crc

@@ -13,8 +13,8 @@ runs tests/interop/extended/check_in_chroot.py inside (`chroot ROOT /usr/bin/pyt
     of our readers: repo safetensors files through cw_testlib's parser, torch files through
     Debian's torch 1.13, torch-2.x fixtures through their manifest.
 
-Environment: CW_BIN, CW_SOURCE_DIR, CW_SHARED_DIR (as for the other interop tests),
-CW_EXTENDED_CHROOT (default /work/chroots/sid), CW_EXTENDED_KEEP=1 to keep the work folder.
+Environment: CW_BIN, CW_SOURCE_DIR (as for the other interop tests),
+CW_EXTENDED_CHROOT (default ~/.cache/convert_weight/sid, as make_extended_chroot.sh), CW_EXTENDED_KEEP=1 to keep the work folder.
 Without the chroot, its packages, or root (needed by chroot), prints "skipped: ..." and exits 77,
 which CTest reports as skipped (SKIP_RETURN_CODE 77).
 """
@@ -29,15 +29,16 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from cw_testlib import (BIN, SHARED, SOURCE, TORCH_TO_CODE, flatten, inspect,  # noqa: E402
+from cw_testlib import (BIN, EXTERNAL, SOURCE, TORCH_TO_CODE, flatten, inspect,  # noqa: E402
                         read_safetensors, run, torch_bytes)
 
-ROOT = os.environ.get("CW_EXTENDED_CHROOT", "/work/chroots/sid")
+ROOT = os.environ.get("CW_EXTENDED_CHROOT") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "convert_weight", "sid")
 KEEP = os.environ.get("CW_EXTENDED_KEEP", "") not in ("", "0")
 SKIP = 77
 SCRIPT = "check_in_chroot.py"
 QWEN2 = os.path.join(SOURCE, "tests/data/qwen2_tiny")
-DTYPES_VIEWS = os.path.join(SHARED, "testdata/external/torch/dtypes_views.pt")
+DTYPES_VIEWS = os.path.join(EXTERNAL, "torch/dtypes_views.pt")
 
 # Set by main() once the chroot answered the probe.
 WORK = ""       # the work folder, as seen from here (under ROOT/tmp)

@@ -17,7 +17,8 @@ using namespace std::string_literals;
 ByteReader On(const std::string& bytes) { return ByteReader(AsBytes(bytes), "t.ckpt"); }
 ByteReader On(const std::string&& bytes) = delete;
 
-// The spec's §1.1 example: tag "w", dims [2, 3], Float32, values 0..5.
+// The example record of docs/formats/mindspore.md ('Layout'): tag "w", dims [2, 3], Float32,
+// values 0..5.
 std::string ExampleHeader() { return ck::FromHex("0a2c0a01771227080208031207466c6f617433321a18"); }
 std::string ExampleData() { return ck::F32({0, 1, 2, 3, 4, 5}); }
 
@@ -124,7 +125,7 @@ TEST_SUITE("formats.mindspore.wire") {
     CHECK(key.error().code() == ErrorCode::kCorrupt);
   }
 
-  TEST_CASE("the spec's example record is encoded byte for byte") {
+  TEST_CASE("the documented example record is encoded byte for byte") {
     const std::string header = EncodeRecordHeader("w", {2, 3}, "Float32", 24);
     CHECK(ck::ToHex(header) == "0a2c0a01771227080208031207466c6f617433321a18");
     CHECK(header + ExampleData() ==
@@ -136,7 +137,7 @@ TEST_SUITE("formats.mindspore.wire") {
           ck::TensorRecord("s", {.type = "Int64", .content = std::string(8, '\0')}));
   }
 
-  TEST_CASE("the spec's example record reads back with its content as a view at its offset") {
+  TEST_CASE("the documented example record reads back with its content as a view at its offset") {
     const std::string bytes = ExampleHeader() + ExampleData();
     ByteReader in = On(bytes);
     auto r = ReadRecord(in, false);

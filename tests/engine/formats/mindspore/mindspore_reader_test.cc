@@ -33,7 +33,7 @@ const char* const kRealFiles[] = {
 };
 
 std::filesystem::path RealFile(const std::string& name) {
-  return test::SharedPath("testdata/external/mindspore/" + name);
+  return test::ExternalPath("mindspore/" + name);
 }
 
 Result<ReaderPtr> Open(const std::string& bytes) {
@@ -409,8 +409,7 @@ TEST_SUITE("formats.mindspore.reader") {
   }
 
   TEST_CASE("a torch zip and a safetensors file are not MindSpore checkpoints") {
-    const std::string torch =
-        test::ReadFile(test::SharedPath("testdata/external/torch/dtypes_views.pt"));
+    const std::string torch = test::ReadFile(test::ExternalPath("torch/dtypes_views.pt"));
     const std::string safetensors = std::string("\x0a\0\0\0\0\0\0\0", 8) + "{}        ";
     for (const std::string& bytes : {torch, safetensors}) {
       auto reader = Open(bytes);

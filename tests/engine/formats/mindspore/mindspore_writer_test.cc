@@ -66,7 +66,7 @@ ErrorCode RefusalCode(const std::vector<TensorInfo>& tensors, const WriterOption
 }
 
 TEST_SUITE("formats.mindspore.writer") {
-  TEST_CASE("the spec's example record is written byte for byte") {
+  TEST_CASE("the documented example record is written byte for byte") {
     const std::vector<TensorInfo> tensors = {Tensor("w", DType::kF32, {2, 3})};
     const std::string data = ck::F32({0, 1, 2, 3, 4, 5});
     CHECK(WriteCkpt(tensors, {data}) ==

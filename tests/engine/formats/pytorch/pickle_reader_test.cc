@@ -385,8 +385,7 @@ TEST_SUITE("formats.pytorch.pickle_reader") {
   }
 
   TEST_CASE("reads the pickle of a real torch file") {
-    const std::string file =
-        test::ReadFile(test::SharedPath("testdata/external/torch/dtypes_views.pt"));
+    const std::string file = test::ReadFile(test::ExternalPath("torch/dtypes_views.pt"));
     auto archive = ZipArchive::Open(AsBytes(file), "dtypes_views.pt");
     REQUIRE(archive.ok());
     const ZipEntry* entry = archive->Find("dtypes_views/data.pkl");

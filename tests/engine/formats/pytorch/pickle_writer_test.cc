@@ -28,7 +28,8 @@ std::string Unicode(const std::string& s) {
          static_cast<char>(n >> 16 & 0xFF) + static_cast<char>(n >> 24) + s;
 }
 
-// The spec's 139-byte stream for {"w": float32 [2, 3]} (spec §2.7), transcribed from its hex.
+// The 139-byte stream for {"w": float32 [2, 3]}, transcribed from the hex in
+// docs/formats/torch-writer.md ('data.pkl').
 const std::string kSpecStream =
     "\x80\x02}(X\x01\x00\x00\x00w"
     "ctorch._utils\n_rebuild_tensor_v2\n"
@@ -56,7 +57,7 @@ bool Contains(const std::string& haystack, const std::string& needle) {
 }
 
 TEST_SUITE("formats.pytorch.pickle_writer") {
-  TEST_CASE("a one-tensor float32 dict is exactly the 139-byte stream of spec 2.7") {
+  TEST_CASE("a one-tensor float32 dict is exactly the documented 139-byte stream") {
     REQUIRE(kSpecStream.size() == 139);
     CHECK(Pickle({Tensor("w", DType::kF32, {2, 3})}) == kSpecStream);
     CHECK(kSpecStream == "\x80\x02}("s + SpecItem("w", "0") + "u.");

@@ -15,7 +15,7 @@ using test::pt::PickleBuilder;
 using test::pt::TensorSpec;
 
 std::unique_ptr<CheckpointReader> OpenShared(const std::string& relative) {
-  auto file = MappedFile::Open(test::SharedPath("testdata/external/" + relative));
+  auto file = MappedFile::Open(test::ExternalPath(relative));
   REQUIRE(file.ok());
   auto reader = OpenReader(std::move(file).value());
   if (!reader.ok())
@@ -241,14 +241,14 @@ TEST_SUITE("formats.pytorch.reader") {
   }
 
   TEST_CASE("names its file and borrows from the mapping it owns") {
-    const std::string path = test::SharedPath("testdata/external/torch/dtypes_views.pt").string();
+    const std::string path = test::ExternalPath("torch/dtypes_views.pt").string();
     const auto reader = OpenShared("torch/dtypes_views.pt");
     CHECK(reader->FileOf(0) == path);
     CHECK(Values<float>(*reader, "transposed") == std::vector<float>{0, 3, 1, 4, 2, 5});
   }
 
   TEST_CASE("gives the file extents of tensors stored in C order, and none for strided ones") {
-    const std::string path = test::SharedPath("testdata/external/torch/dtypes_views.pt").string();
+    const std::string path = test::ExternalPath("torch/dtypes_views.pt").string();
     const std::string file = test::ReadFile(path);
     const auto reader = OpenShared("torch/dtypes_views.pt");
     size_t stored = 0;
@@ -524,8 +524,7 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
   }
 
   TEST_CASE("a legacy file of another protocol or byte order is unsupported at the value") {
-    const std::string legacy =
-        test::ReadFile(test::SharedPath("testdata/external/torch/legacy_format.pt"));
+    const std::string legacy = test::ReadFile(test::ExternalPath("torch/legacy_format.pt"));
     std::string protocol = legacy;
     REQUIRE(protocol[17] == 'M');  // BININT2 1001
     protocol[18] = static_cast<char>(0xe8);
@@ -537,7 +536,7 @@ TEST_SUITE("formats.pytorch.reader.corruption") {
   }
 
   TEST_CASE("a legacy storage whose count disagrees with its tensors is corrupt") {
-    std::string file = test::ReadFile(test::SharedPath("testdata/external/torch/legacy_format.pt"));
+    std::string file = test::ReadFile(test::ExternalPath("torch/legacy_format.pt"));
     const uint64_t count_at = 441;  // after the five pickles: the count of the first storage
     REQUIRE(file[count_at] == 4);
     file[count_at] = 5;
@@ -572,10 +571,9 @@ std::vector<std::string> SweepInputs() {
   test::pt::ZipBuilder deflated;
   deflated.Add("a/data.pkl", test::pt::StateDictPickle({W()}), true).Add("a/data/0", WData());
   deflated.Add("a/version", "3");
-  return {test::ReadFile(test::SharedPath("testdata/external/torch/dtypes_views.pt")),
-          test::ReadFile(test::SharedPath("testdata/external/torch/legacy_format.pt")),
-          test::ReadFile(
-              test::SharedPath("testdata/external/hf/burn_pytorch_reader_tests/checkpoint.pt")),
+  return {test::ReadFile(test::ExternalPath("torch/dtypes_views.pt")),
+          test::ReadFile(test::ExternalPath("torch/legacy_format.pt")),
+          test::ReadFile(test::ExternalPath("hf/burn_pytorch_reader_tests/checkpoint.pt")),
           deflated.Build().bytes};
 }
 

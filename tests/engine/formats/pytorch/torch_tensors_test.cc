@@ -193,13 +193,11 @@ TEST_SUITE("formats.pytorch.torch_tensors") {
       return;
     }
     std::vector<std::string> inputs;
-    for (const char* dir :
-         {"testdata/external/torch", "testdata/external/torch/tiny_llama_fp32_tied",
-          "testdata/external/torch/tiny_llama_bf16_sharded",
-          "testdata/external/hf/burn_pytorch_reader_tests"}) {
-      for (const std::string& name : test::ListFolder(test::SharedPath(dir))) {
+    for (const char* dir : {"torch", "torch/tiny_llama_fp32_tied", "torch/tiny_llama_bf16_sharded",
+                            "hf/burn_pytorch_reader_tests"}) {
+      for (const std::string& name : test::ListFolder(test::ExternalPath(dir))) {
         if (name.ends_with(".pt") || name.ends_with(".bin"))
-          inputs.push_back(test::SharedPath(dir).string() + "/" + name);
+          inputs.push_back(test::ExternalPath(dir).string() + "/" + name);
       }
     }
     test::TempDir dir;

@@ -22,8 +22,7 @@ test::pt::BuiltZip TwoEntries(const test::pt::ZipOptions& options = {}) {
 
 TEST_SUITE("formats.pytorch.zip_archive") {
   TEST_CASE("lists a real torch 1.13 archive with every payload 64-byte aligned") {
-    const std::string file =
-        test::ReadFile(test::SharedPath("testdata/external/torch/dtypes_views.pt"));
+    const std::string file = test::ReadFile(test::ExternalPath("torch/dtypes_views.pt"));
     auto archive = ZipArchive::Open(AsBytes(file), "dtypes_views.pt");
     REQUIRE(archive.ok());
     REQUIRE(archive->entries().size() == 16);
@@ -45,8 +44,8 @@ TEST_SUITE("formats.pytorch.zip_archive") {
   }
 
   TEST_CASE("reads a torch 2.x archive with its byteorder and serialization records") {
-    const std::string file = test::ReadFile(
-        test::SharedPath("testdata/external/hf/burn_pytorch_reader_tests/float64.pt"));
+    const std::string file =
+        test::ReadFile(test::ExternalPath("hf/burn_pytorch_reader_tests/float64.pt"));
     auto archive = ZipArchive::Open(AsBytes(file), "float64.pt");
     REQUIRE(archive.ok());
     CHECK(Content(*archive, "float64/byteorder") == "little");

@@ -22,11 +22,11 @@ std::unique_ptr<CheckpointReader> Open(const std::filesystem::path& path) {
 }
 
 std::filesystem::path Sample(const std::string& name) {
-  return test::SharedPath("testdata/external/hf/safetensors_samples/" + name + ".safetensors");
+  return test::ExternalPath("hf/safetensors_samples/" + name + ".safetensors");
 }
 
 std::filesystem::path Burn(const std::string& name) {
-  return test::SharedPath("testdata/external/hf/burn_safetensors_tests/" + name + ".safetensors");
+  return test::ExternalPath("hf/burn_safetensors_tests/" + name + ".safetensors");
 }
 
 // Element `i` of a tensor, loaded without assuming alignment.
