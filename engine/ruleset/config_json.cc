@@ -12,6 +12,33 @@ namespace {
 
 using Json = nlohmann::json;
 
+std::optional<Value> Scalar(const Json& j) {
+  if (j.is_boolean())
+    return Value::Bool(j.get<bool>());
+  if (j.is_string())
+    return Value::String(j.get<std::string>());
+  if (j.is_number_integer() && !(j.is_number_unsigned() && j.get<uint64_t>() > uint64_t{INT64_MAX}))
+    return Value::Int(j.get<int64_t>());
+  return std::nullopt;
+}
+
+// An array of scalars of one type as a list value; nullopt for anything else.
+std::optional<Value> ListOf(const Json& j) {
+  std::vector<Value> items;
+  for (const Json& item : j) {
+    auto v = Scalar(item);
+    if (!v || (!items.empty() && v->type() != items.front().type()))
+      return std::nullopt;
+    items.push_back(std::move(*v));
+  }
+  return Value::List(std::move(items));
+}
+
+std::string Shortened(std::string text) {
+  constexpr size_t kMax = 80;
+  return text.size() <= kMax ? text : text.substr(0, kMax - 4) + " ...";
+}
+
 Status Flatten(const Json& j, const std::string& prefix, uint64_t depth, ConfigValues& out) {
   if (depth > limits::kMaxNestingDepth) {
     return Error(ErrorCode::kLimitExceeded,
@@ -20,7 +47,8 @@ Status Flatten(const Json& j, const std::string& prefix, uint64_t depth, ConfigV
   }
   if (j.is_object() || j.is_array()) {
     if (!prefix.empty())
-      out.entries[prefix] = ConfigEntry{std::nullopt, j.is_object() ? "{...}" : "[...]"};
+      out.entries[prefix] = ConfigEntry{j.is_array() ? ListOf(j) : std::nullopt,
+                                        j.is_object() ? "{...}" : Shortened(j.dump())};
     size_t index = 0;
     for (auto it = j.begin(); it != j.end(); ++it, ++index) {
       const std::string key = j.is_object() ? it.key() : std::to_string(index);
@@ -28,19 +56,7 @@ Status Flatten(const Json& j, const std::string& prefix, uint64_t depth, ConfigV
     }
     return OkStatus();
   }
-  ConfigEntry e;
-  e.json = j.dump();
-  if (j.is_boolean()) {
-    e.value = Value::Bool(j.get<bool>());
-  } else if (j.is_string()) {
-    e.value = Value::String(j.get<std::string>());
-  } else if (j.is_number_integer()) {
-    if (j.is_number_unsigned() && j.get<uint64_t>() > uint64_t{INT64_MAX})
-      e.value = std::nullopt;
-    else
-      e.value = Value::Int(j.get<int64_t>());
-  }
-  out.entries[prefix] = std::move(e);
+  out.entries[prefix] = ConfigEntry{Scalar(j), j.dump()};
   return OkStatus();
 }
 

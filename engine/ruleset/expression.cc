@@ -1,5 +1,6 @@
 #include "engine/ruleset/expression.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "engine/ruleset/expression_node.h"
@@ -24,6 +25,16 @@ class Evaluator {
         return EvalBinary(n);
       case NodeKind::kCall:
         return EvalCall(n);
+      case NodeKind::kList: {
+        std::vector<Value> items;
+        for (const auto& a : n.args) {
+          CW_ASSIGN_OR_RETURN(Value v, Eval(*a));
+          items.push_back(std::move(v));
+        }
+        return Value::List(std::move(items));
+      }
+      case NodeKind::kCondition:
+        return Typed(*n.args[0], ValueType::kBool, "condition " + n.name);
     }
     return Fail("internal: bad node");
   }
@@ -71,6 +82,21 @@ class Evaluator {
     }
     CW_ASSIGN_OR_RETURN(Value l, Eval(*n.args[0]));
     CW_ASSIGN_OR_RETURN(Value r, Eval(*n.args[1]));
+    if (op == "in") {
+      if (r.type() != ValueType::kList)
+        return Fail("\"in\" needs a list on its right but got " + r.ToString());
+      const auto& items = r.as_list();
+      return Value::Bool(std::find(items.begin(), items.end(), l) != items.end());
+    }
+    if (op == "[]") {
+      if (l.type() != ValueType::kList || r.type() != ValueType::kInt)
+        return Fail("indexing needs a list and an integer but got " + l.ToString() + " and " +
+                    r.ToString());
+      const auto& items = l.as_list();
+      if (r.as_int() < 0 || static_cast<uint64_t>(r.as_int()) >= items.size())
+        return Fail("index " + r.ToString() + " is outside " + l.ToString());
+      return items[static_cast<size_t>(r.as_int())];
+    }
     if (op == "==" || op == "!=") {
       if (l.type() != r.type())
         return Fail("cannot compare " + l.ToString() + " with " + r.ToString());
@@ -118,6 +144,14 @@ class Evaluator {
   }
 
   Result<Value> EvalCall(const ExprNode& n) {
+    if (n.name == "has") {
+      CW_ASSIGN_OR_RETURN(bool has, lookup_.HasValue(n.args[0]->name));
+      return Value::Bool(has);
+    }
+    if (n.name == "len") {
+      CW_ASSIGN_OR_RETURN(Value l, Typed(*n.args[0], ValueType::kList, "len()"));
+      return Value::Int(static_cast<int64_t>(l.as_list().size()));
+    }
     if (n.name == "if") {
       CW_ASSIGN_OR_RETURN(Value c, Typed(*n.args[0], ValueType::kBool, "if()"));
       return Eval(*n.args[c.as_bool() ? 1 : 2]);
@@ -139,6 +173,45 @@ void CollectNames(const ExprNode& n, std::set<std::string>& out) {
     CollectNames(*a, out);
 }
 
+void CollectConditions(const ExprNode& n, std::set<std::string>& out) {
+  if (n.kind == NodeKind::kCondition)
+    out.insert(n.name);
+  for (const auto& a : n.args)
+    CollectConditions(*a, out);
+}
+
+// `n` with its condition names linked; `n` itself when it holds none (trees are shared).
+std::shared_ptr<const ExprNode> Link(const std::shared_ptr<const ExprNode>& n,
+                                     const std::map<std::string, Expr>& conditions) {
+  if (n->kind == NodeKind::kName) {
+    const auto it = conditions.find(n->name);
+    if (it == conditions.end())
+      return n;
+    auto linked = std::make_shared<ExprNode>();
+    linked->kind = NodeKind::kCondition;
+    linked->name = n->name;
+    linked->args = {it->second.node()};
+    linked->depth = it->second.node()->depth + 1;
+    return linked;
+  }
+  if (n->kind == NodeKind::kCall && n->name == "has")
+    return n;
+  std::vector<std::shared_ptr<const ExprNode>> args;
+  bool changed = false;
+  for (const auto& a : n->args) {
+    args.push_back(Link(a, conditions));
+    changed = changed || args.back() != a;
+  }
+  if (!changed)
+    return n;
+  auto copy = std::make_shared<ExprNode>(*n);
+  copy->args = std::move(args);
+  copy->depth = 1;
+  for (const auto& a : copy->args)
+    copy->depth = std::max(copy->depth, a->depth + 1);
+  return copy;
+}
+
 }  // namespace
 
 const char* ValueTypeName(ValueType type) {
@@ -149,6 +222,8 @@ const char* ValueTypeName(ValueType type) {
       return "bool";
     case ValueType::kString:
       return "string";
+    case ValueType::kList:
+      return "list";
   }
   return "?";
 }
@@ -156,6 +231,12 @@ const char* ValueTypeName(ValueType type) {
 std::string Value::ToString() const {
   if (type() == ValueType::kString)
     return "'" + as_string() + "'";
+  if (type() == ValueType::kList) {
+    std::string s = "[";
+    for (const Value& v : as_list())
+      s += (s.size() > 1 ? ", " : "") + v.ToString();
+    return s + "]";
+  }
   return ToText();
 }
 
@@ -167,8 +248,29 @@ std::string Value::ToText() const {
       return as_bool() ? "true" : "false";
     case ValueType::kString:
       return as_string();
+    case ValueType::kList: {
+      std::string s;
+      for (const Value& v : as_list())
+        s += (s.empty() ? "" : ",") + v.ToText();
+      return s;
+    }
   }
   return "";
+}
+
+bool Value::operator==(const Value& other) const {
+  if (type() != other.type())
+    return false;
+  if (type() == ValueType::kList)
+    return as_list() == other.as_list();
+  return v_ == other.v_;
+}
+
+Result<bool> NameLookup::HasValue(const std::string& name) const {
+  if (has_)
+    return has_(name);
+  auto v = get_(name);
+  return v.ok() && v->has_value();
 }
 
 Result<Expr> Expr::Parse(const std::string& text, const Location& where) {
@@ -213,6 +315,36 @@ Result<bool> Expr::EvaluateBool(const NameLookup& lookup, const std::string& wha
                  what + " \"" + text_ + "\" is " + v.ToString() + ", not true or false", where_);
   }
   return v.as_bool();
+}
+
+Expr Expr::FromNode(std::shared_ptr<const ExprNode> node, std::string text, const Location& where) {
+  Expr e;
+  e.root_ = std::move(node);
+  e.text_ = std::move(text);
+  e.where_ = where;
+  return e;
+}
+
+Expr Expr::WithConditions(const std::map<std::string, Expr>& conditions) const {
+  Expr e = *this;
+  if (root_)
+    e.root_ = Link(root_, conditions);
+  return e;
+}
+
+std::set<std::string> Expr::Conditions() const {
+  std::set<std::string> out;
+  if (root_)
+    CollectConditions(*root_, out);
+  return out;
+}
+
+uint64_t Expr::depth() const { return root_ ? root_->depth : 0; }
+
+std::optional<std::string> Expr::AsName() const {
+  if (root_ && root_->kind == NodeKind::kName)
+    return root_->name;
+  return std::nullopt;
 }
 
 std::set<std::string> Expr::Names() const {

@@ -11,12 +11,14 @@
 
 namespace cw {
 
-enum class NodeKind { kConst, kName, kUnary, kBinary, kCall };
+// kBinary operators: or and == != < <= > >= in + - * / % and "[]" (indexing). kList: a list
+// literal, its items in `args`. kCondition: a named condition linked in, its tree in args[0].
+enum class NodeKind { kConst, kName, kUnary, kBinary, kCall, kList, kCondition };
 
 struct ExprNode {
   NodeKind kind = NodeKind::kConst;
   Value value;       // kConst
-  std::string name;  // kName, kCall (function), kUnary/kBinary (operator)
+  std::string name;  // kName, kCondition, kCall (function), kUnary/kBinary (operator)
   std::vector<std::shared_ptr<const ExprNode>> args;
   uint64_t depth = 1;  // levels of the tree from this node down
 };

@@ -82,8 +82,8 @@ class Parser {
         tokens_.push_back({Token::kString, text_.substr(i + 1, end - i - 1), i});
         i = end + 1;
       } else {
-        static const char* const kOps[] = {"==", "!=", "<=", ">=", "<", ">", "+",
-                                           "-",  "*",  "/",  "%",  "(", ")", ","};
+        static const char* const kOps[] = {"==", "!=", "<=", ">=", "<", ">", "+", "-",
+                                           "*",  "/",  "%",  "(",  ")", ",", "[", "]"};
         bool found = false;
         for (const char* op : kOps) {
           if (text_.compare(i, std::char_traits<char>::length(op), op) == 0) {
@@ -156,6 +156,19 @@ class Parser {
 
   Result<NodePtr> ParseCompare() {
     CW_ASSIGN_OR_RETURN(NodePtr left, ParseSum());
+    if (IsWord("in")) {
+      const size_t pos = tokens_[next_++].pos;
+      CW_ASSIGN_OR_RETURN(NodePtr right, ParseSum());
+      return Make(NodeKind::kBinary, "in", {left, right}, pos);
+    }
+    if (IsWord("not") && next_ + 1 < tokens_.size() && tokens_[next_ + 1].kind == Token::kName &&
+        tokens_[next_ + 1].text == "in") {
+      const size_t pos = tokens_[next_].pos;
+      next_ += 2;
+      CW_ASSIGN_OR_RETURN(NodePtr right, ParseSum());
+      CW_ASSIGN_OR_RETURN(NodePtr in, Make(NodeKind::kBinary, "in", {left, right}, pos));
+      return Make(NodeKind::kUnary, "not", {in}, pos);
+    }
     for (const char* op : {"==", "!=", "<=", ">=", "<", ">"}) {
       if (IsOp(op)) {
         const size_t pos = tokens_[next_++].pos;
@@ -195,7 +208,47 @@ class Parser {
       CW_ASSIGN_OR_RETURN(NodePtr operand, ParseUnary());
       return Make(NodeKind::kUnary, "-", {operand}, pos);
     }
-    return ParseAtom();
+    return ParsePostfix();
+  }
+
+  Result<NodePtr> ParsePostfix() {
+    CW_ASSIGN_OR_RETURN(NodePtr left, ParseAtom());
+    while (IsOp("[")) {
+      const Nested nested(depth_);
+      const size_t pos = tokens_[next_++].pos;
+      if (nested.too_deep())
+        return TooDeep(pos);
+      CW_ASSIGN_OR_RETURN(NodePtr index, ParseOr());
+      if (!IsOp("]"))
+        return Fail("expected \"]\" but found \"" + Peek().text + "\"", Peek().pos);
+      ++next_;
+      CW_ASSIGN_OR_RETURN(left, Make(NodeKind::kBinary, "[]", {left, index}, pos));
+    }
+    return left;
+  }
+
+  // The items of a list literal, after its "[".
+  Result<NodePtr> ParseList(size_t pos) {
+    const Nested nested(depth_);
+    if (nested.too_deep())
+      return TooDeep(pos);
+    std::vector<NodePtr> items;
+    if (IsOp("]")) {
+      ++next_;
+      return Make(NodeKind::kList, "", {}, pos);
+    }
+    while (true) {
+      CW_ASSIGN_OR_RETURN(NodePtr item, ParseOr());
+      items.push_back(item);
+      if (IsOp(",")) {
+        ++next_;
+        continue;
+      }
+      if (!IsOp("]"))
+        return Fail("expected \",\" or \"]\" but found \"" + Peek().text + "\"", Peek().pos);
+      ++next_;
+      return Make(NodeKind::kList, "", std::move(items), pos);
+    }
   }
 
   Result<NodePtr> ParseAtom() {
@@ -223,7 +276,10 @@ class Parser {
       ++next_;
       return inner;
     }
-    if (t.kind != Token::kName || t.text == "and" || t.text == "or" || t.text == "not")
+    if (t.kind == Token::kOp && t.text == "[")
+      return ParseList(t.pos);
+    if (t.kind != Token::kName || t.text == "and" || t.text == "or" || t.text == "not" ||
+        t.text == "in")
       return Fail("expected a value but found \"" + t.text + "\"", t.pos);
     if (t.text == "true" || t.text == "false") {
       auto n = std::make_shared<ExprNode>();
@@ -236,9 +292,13 @@ class Parser {
   }
 
   Result<NodePtr> ParseCall(const Token& name) {
-    const size_t arity = name.text == "if" ? 3 : (name.text == "min" || name.text == "max") ? 2 : 0;
+    const std::string& f = name.text;
+    const size_t arity = f == "if"                  ? 3
+                         : f == "min" || f == "max" ? 2
+                         : f == "len" || f == "has" ? 1
+                                                    : 0;
     if (arity == 0)
-      return Fail("unknown function \"" + name.text + "\" (known: if, min, max)", name.pos);
+      return Fail("unknown function \"" + f + "\" (known: if, min, max, len, has)", name.pos);
     ++next_;  // "("
     std::vector<NodePtr> args;
     while (true) {
@@ -254,10 +314,12 @@ class Parser {
       break;
     }
     if (args.size() != arity) {
-      return Fail(name.text + "() takes " + std::to_string(arity) + " arguments, not " +
-                      std::to_string(args.size()),
+      return Fail(name.text + "() takes " + std::to_string(arity) + " argument" +
+                      (arity == 1 ? "" : "s") + ", not " + std::to_string(args.size()),
                   name.pos);
     }
+    if (f == "has" && args[0]->kind != NodeKind::kName)
+      return Fail("has() takes a parameter name", name.pos);
     return Make(NodeKind::kCall, name.text, std::move(args), name.pos);
   }
 

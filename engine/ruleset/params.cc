@@ -21,6 +21,16 @@ std::string AllowedList(const ParamDecl& decl) {
   return JoinNames(names);
 }
 
+bool HasType(const Value& v, const ParamDecl& decl) {
+  if (v.type() != decl.type)
+    return false;
+  if (v.type() != ValueType::kList)
+    return true;
+  const auto& items = v.as_list();
+  return std::all_of(items.begin(), items.end(),
+                     [&](const Value& i) { return i.type() == decl.item_type; });
+}
+
 bool IsAllowed(const ParamDecl& decl, const Value& v) {
   return decl.allowed.empty() ||
          std::find(decl.allowed.begin(), decl.allowed.end(), v) != decl.allowed.end();
@@ -28,7 +38,19 @@ bool IsAllowed(const ParamDecl& decl, const Value& v) {
 
 }  // namespace
 
-std::optional<Value> ParseValueText(const std::string& text, ValueType type) {
+std::optional<Value> ParseValueText(const std::string& text, ValueType type, ValueType item_type) {
+  if (type == ValueType::kList) {
+    std::vector<Value> items;
+    for (size_t start = 0; !text.empty() && start <= text.size();) {
+      const size_t comma = std::min(text.find(',', start), text.size());
+      auto item = ParseValueText(text.substr(start, comma - start), item_type, item_type);
+      if (!item || item->type() == ValueType::kList)
+        return std::nullopt;
+      items.push_back(std::move(*item));
+      start = comma + 1;
+    }
+    return Value::List(std::move(items));
+  }
   if (type == ValueType::kString)
     return Value::String(text);
   if (type == ValueType::kBool) {
@@ -71,10 +93,10 @@ Status ParamResolver::CheckInputs() const {
                        rules_.file + "; accepted: " +
                        (accepted.empty() ? std::string("none") : JoinNames(accepted)));
     }
-    const auto v = ParseValueText(text, decl->type);
+    const auto v = ParseValueText(text, decl->type, decl->item_type);
     if (!v) {
       return Error(ErrorCode::kUsage, "--set " + name + "=" + text + ": " + decl->name + " is a " +
-                                          ValueTypeName(decl->type) + " parameter");
+                                          decl->TypeName() + " parameter");
     }
     if (!IsAllowed(*decl, *v)) {
       return Error(ErrorCode::kUsage, "--set " + name + "=" + text + ": " + decl->name + " takes " +
@@ -89,10 +111,10 @@ Result<std::optional<Value>> ParamResolver::FromSet(const ParamDecl& decl) const
   for (const auto& [name, text] : inputs_.set) {
     if (name != decl.name && (decl.flag.empty() || name != decl.flag))
       continue;
-    out = ParseValueText(text, decl.type);
+    out = ParseValueText(text, decl.type, decl.item_type);
     if (!out) {
       return Error(ErrorCode::kUsage, "--set " + name + "=" + text + ": " + decl.name + " is a " +
-                                          ValueTypeName(decl.type) + " parameter");
+                                          decl.TypeName() + " parameter");
     }
   }
   return out;
@@ -106,10 +128,10 @@ Result<std::optional<Value>> ParamResolver::FromConfig(const ParamDecl& decl,
       if (it == inputs_.config.entries.end() || it->second.json == "null")
         continue;
       const std::optional<Value>& v = it->second.value;
-      if (!v || v->type() != decl.type) {
+      if (!v || !HasType(*v, decl)) {
         return Error(ErrorCode::kPlanInvalid,
                      "config key \"" + path + "\" is " + it->second.json + ", but parameter " +
-                         decl.name + " is a " + ValueTypeName(decl.type),
+                         decl.name + " is a " + decl.TypeName(),
                      FileLocation(inputs_.config.file));
       }
       *source = "config " + path;
@@ -123,7 +145,7 @@ std::optional<Value> ParamResolver::FromDetected(const ParamDecl& decl) const {
   std::optional<Value> out;
   for (const auto& [name, text] : inputs_.detected) {
     if (name == decl.name)
-      out = ParseValueText(text, decl.type);
+      out = ParseValueText(text, decl.type, decl.item_type);
   }
   return out;
 }
@@ -164,14 +186,15 @@ Result<Value> ParamResolver::Resolve(const ParamDecl& decl) {
     if (!d.ok())
       return std::move(d).error().With("computing the default of parameter " + decl.name);
     v = std::move(d).value();
-    if (v->type() != decl.type) {
-      return Error(ErrorCode::kRuleInvalid,
-                   "the default of " + decl.name + " is " + v->ToString() + ", not a " +
-                       ValueTypeName(decl.type),
-                   decl.default_value->where());
+    if (!HasType(*v, decl)) {
+      return Error(
+          ErrorCode::kRuleInvalid,
+          "the default of " + decl.name + " is " + v->ToString() + ", not a " + decl.TypeName(),
+          decl.default_value->where());
     }
   }
   if (!v) {
+    missing_.insert(decl.name);
     std::vector<std::string> tried;
     for (const std::string& k : decl.config_keys) {
       tried.push_back(k);
@@ -216,7 +239,7 @@ Result<Value> ParamResolver::Get(const std::string& name) {
 }
 
 NameLookup ParamResolver::Lookup(const Bindings* bound) {
-  return [this, bound](const std::string& name) -> Result<std::optional<Value>> {
+  auto get = [this, bound](const std::string& name) -> Result<std::optional<Value>> {
     if (bound) {
       if (auto it = bound->find(name); it != bound->end())
         return std::optional<Value>(it->second);
@@ -226,6 +249,19 @@ NameLookup ParamResolver::Lookup(const Bindings* bound) {
     CW_ASSIGN_OR_RETURN(Value v, Get(name));
     return std::optional<Value>(v);
   };
+  auto has = [this, bound](const std::string& name) -> Result<bool> {
+    if (bound && bound->count(name))
+      return true;
+    if (!rules_.FindParam(name))
+      return Error(ErrorCode::kRuleInvalid, "has(" + name + "): " + name + " is not a parameter");
+    auto v = Get(name);
+    if (v.ok())
+      return true;
+    if (missing_.count(name))
+      return false;
+    return std::move(v).error();
+  };
+  return NameLookup(std::move(get), std::move(has));
 }
 
 }  // namespace cw

@@ -19,8 +19,9 @@
 namespace cw {
 
 // config.json flattened to dotted keys: "num_hidden_layers", "text_config.num_hidden_layers",
-// "architectures.0". Integers (within int64), booleans and strings have a value; other entries
-// (floats, null, numbers out of range) keep only their JSON text for messages.
+// "architectures.0". Integers (within int64), booleans, strings and arrays of one of those
+// ("architectures": a list) have a value; other entries (floats, null, numbers out of range,
+// objects, mixed arrays) keep only their JSON text for messages.
 struct ConfigEntry {
   std::optional<Value> value;
   std::string json;  // the entry as JSON text, for messages
@@ -92,10 +93,13 @@ class ParamResolver {
   const ParamInputs& inputs_;
   std::map<std::string, Resolved> resolved_;
   std::map<std::string, Error> failed_;
+  std::set<std::string> missing_;  // failed because nothing gives them a value
   std::set<std::string> in_progress_;
 };
 
-// Parses a --set value as `type`: int (decimal), bool (true/false/1/0/yes/no, any case), string.
-std::optional<Value> ParseValueText(const std::string& text, ValueType type);
+// Parses a --set value as `type`: int (decimal), bool (true/false/1/0/yes/no, any case), string,
+// or a list of `item_type` values separated by commas ("" is the empty list).
+std::optional<Value> ParseValueText(const std::string& text, ValueType type,
+                                    ValueType item_type = ValueType::kInt);
 
 }  // namespace cw

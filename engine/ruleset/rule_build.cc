@@ -17,8 +17,10 @@ std::optional<ValueType> ParseValueType(const TextNode& node, Diagnostics& diag)
     return ValueType::kBool;
   if (*text == "string")
     return ValueType::kString;
-  diag.Report("unknown parameter type \"" + *text + "\" (int, bool or string)" +
-                  DidYouMean(*text, {"int", "bool", "string"}),
+  if (*text == "list")
+    return ValueType::kList;
+  diag.Report("unknown parameter type \"" + *text + "\" (int, bool, string or list)" +
+                  DidYouMean(*text, {"int", "bool", "string", "list"}),
               node.where);
   return std::nullopt;
 }
@@ -26,6 +28,10 @@ std::optional<ValueType> ParseValueType(const TextNode& node, Diagnostics& diag)
 // A literal of `type` written as a YAML scalar: `12`, `true`, `text`.
 std::optional<Value> ReadLiteral(const TextNode& node, ValueType type, const std::string& what,
                                  Diagnostics& diag) {
+  if (type == ValueType::kList) {
+    diag.Report(what + ": list parameters take no values: list", node.where);
+    return std::nullopt;
+  }
   if (type == ValueType::kString) {
     auto t = ReadText(node, what, diag);
     return t ? std::optional(Value::String(*t)) : std::nullopt;
@@ -40,7 +46,18 @@ std::optional<Value> ReadLiteral(const TextNode& node, ValueType type, const std
 
 // `default:` — an expression for int and bool parameters; for string parameters literal text,
 // or `{expr: "..."}` for an expression.
-std::optional<Expr> ReadDefault(const TextNode& node, ValueType type, Diagnostics& diag) {
+std::optional<Expr> ReadDefault(const TextNode& node, const ParamDecl& p, Diagnostics& diag) {
+  const ValueType type = p.type;
+  if (type == ValueType::kList && node.is_sequence()) {
+    std::vector<Value> items;
+    for (const TextNode& item : node.items) {
+      auto v = ReadLiteral(item, p.item_type, "an item of the default of " + p.name, diag);
+      if (!v)
+        return std::nullopt;
+      items.push_back(std::move(*v));
+    }
+    return Expr::Constant(Value::List(std::move(items)), node.where);
+  }
   if (type != ValueType::kString || node.is_map()) {
     if (node.is_map()) {
       Fields f(node, "default", {"expr"}, diag);
@@ -64,7 +81,7 @@ void BuildParam(const TextNode& key, const TextNode& node, RuleSet& out, Diagnos
   p.name = key.scalar;
   p.where = key.where;
   Fields f(node, "parameter \"" + p.name + "\"",
-           {"type", "config", "default", "flag", "values", "detect", "description"}, diag);
+           {"type", "items", "config", "default", "flag", "values", "detect", "description"}, diag);
   if (!f.ok())
     return;
   if (const TextNode* t = f.Get("type")) {
@@ -72,12 +89,21 @@ void BuildParam(const TextNode& key, const TextNode& node, RuleSet& out, Diagnos
     if (type)
       p.type = *type;
   }
+  if (const TextNode* i = f.Get("items")) {
+    auto type = ParseValueType(*i, diag);
+    if (p.type != ValueType::kList)
+      diag.Report("items applies to list parameters only", i->where);
+    else if (type == ValueType::kList)
+      diag.Report("a list parameter holds ints, bools or strings, not lists", i->where);
+    else if (type)
+      p.item_type = *type;
+  }
   if (const TextNode* c = f.Get("config")) {
     if (auto keys = ReadTextList(*c, "config", diag))
       p.config_keys = *keys;
   }
   if (const TextNode* d = f.Get("default")) {
-    p.default_value = ReadDefault(*d, p.type, diag);
+    p.default_value = ReadDefault(*d, p, diag);
   }
   if (const TextNode* fl = f.Get("flag")) {
     if (auto text = ReadText(*fl, "flag", diag))
@@ -103,6 +129,12 @@ void BuildParam(const TextNode& key, const TextNode& node, RuleSet& out, Diagnos
       p.description = *text;
   }
   out.params.push_back(std::move(p));
+}
+
+void BuildCondition(const TextNode& key, const TextNode& node, RuleSet& out, Diagnostics& diag) {
+  auto e = ReadExpr(node, "condition " + key.scalar, diag);
+  if (e)
+    out.conditions.push_back(ConditionDecl{key.scalar, std::move(*e), key.where});
 }
 
 void BuildPlaceholder(const TextNode& key, const TextNode& node, RuleSet& out, Diagnostics& diag) {
@@ -274,10 +306,10 @@ RuleFileParts BuildRuleFile(const TextNode& root, Diagnostics& diag) {
   RuleFileParts parts;
   parts.rules.file = root.where.file;
   const size_t before = diag.errors.size();
-  Fields f(
-      root, "the rule file",
-      {"name", "description", "models", "hf_layout", "extends", "params", "placeholders", "rules"},
-      diag);
+  Fields f(root, "the rule file",
+           {"name", "description", "models", "hf_layout", "extends", "params", "placeholders",
+            "conditions", "rules"},
+           diag);
   if (!f.ok())
     return parts;
   BuildHeader(f, parts, diag);
@@ -297,6 +329,14 @@ RuleFileParts BuildRuleFile(const TextNode& root, Diagnostics& diag) {
         BuildPlaceholder(key, value, parts.rules, diag);
     } else if (ph->kind != TextNode::Kind::kNull) {
       diag.Report("placeholders must be a map, not " + std::string(ph->KindName()), ph->where);
+    }
+  }
+  if (const TextNode* c = f.Get("conditions")) {
+    if (c->is_map()) {
+      for (const auto& [key, value] : c->entries)
+        BuildCondition(key, value, parts.rules, diag);
+    } else if (c->kind != TextNode::Kind::kNull) {
+      diag.Report("conditions must be a map, not " + std::string(c->KindName()), c->where);
     }
   }
   const TextNode* rules = f.Get("rules");

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "engine/base/limits.h"
 #include "engine/ruleset/rule_build.h"
 #include "engine/ruleset/suggest.h"
 
@@ -129,7 +130,15 @@ std::set<std::string> RulePlaceholders(const Rule& rule) {
 }
 
 void CheckExpressions(const RuleSet& rs, const Rule& rule, Diagnostics& diag) {
-  const std::set<std::string> params = ParamNames(rs);
+  std::set<std::string> params = ParamNames(rs);
+  // A condition's unknown names are reported where it is defined, not again at each use; the
+  // placeholders it reads are checked at each use, where the rule must bind them.
+  for (const ConditionDecl& c : rs.conditions) {
+    for (const std::string& n : c.expr.Names()) {
+      if (!rs.FindPlaceholder(n))
+        params.insert(n);
+    }
+  }
   std::set<std::string> with_placeholders = params;
   for (const std::string& n : RulePlaceholders(rule))
     with_placeholders.insert(n);
@@ -338,10 +347,78 @@ void CheckShape(const RuleSet& rs, Rule& rule, Diagnostics& diag) {
     rule.reverse_ops.push_back(InverseOp(rule.ops[i], (*inputs)[i]));
 }
 
+// Checks every condition's names, then links the conditions into each other (each after those it
+// uses) and into every rule's conditions. A condition that uses itself, directly or not, is
+// reported and left unlinked.
+void LinkConditions(RuleSet& rs, Diagnostics& diag) {
+  if (rs.conditions.empty())
+    return;
+  std::set<std::string> allowed = ParamNames(rs);
+  for (const PlaceholderDecl& p : rs.placeholders)
+    allowed.insert(p.name);
+  for (const ConditionDecl& c : rs.conditions) {
+    if (allowed.count(c.name))
+      diag.Report("condition " + c.name + " has the name of a parameter or placeholder", c.where);
+  }
+  for (const ConditionDecl& c : rs.conditions)
+    allowed.insert(c.name);
+  std::map<std::string, Expr> linked;
+  std::map<std::string, int> state;  // 1 = visiting, 2 = done
+  std::function<bool(const ConditionDecl&)> visit = [&](const ConditionDecl& c) {
+    if (state[c.name] == 2)
+      return linked.count(c.name) > 0;
+    if (state[c.name] == 1) {
+      diag.Report("condition " + c.name + " depends on itself", c.where);
+      return false;
+    }
+    state[c.name] = 1;
+    bool ok = true;
+    for (const std::string& n : c.expr.Names()) {
+      if (const ConditionDecl* used = rs.FindCondition(n))
+        ok = visit(*used) && ok;
+    }
+    state[c.name] = 2;
+    if (!ok)
+      return false;
+    Expr e = c.expr.WithConditions(linked);
+    if (e.depth() > limits::kMaxExpressionDepth) {
+      diag.Add(ErrorCode::kLimitExceeded,
+               "condition " + c.name + " nests deeper than " +
+                   std::to_string(limits::kMaxExpressionDepth) +
+                   " levels with the conditions it uses",
+               c.where);
+      return false;
+    }
+    linked.emplace(c.name, std::move(e));
+    return true;
+  };
+  for (const ConditionDecl& c : rs.conditions) {
+    CheckNames(c.expr, allowed, "condition " + c.name, diag);
+    visit(c);
+  }
+  for (ConditionDecl& c : rs.conditions) {
+    if (auto it = linked.find(c.name); it != linked.end())
+      c.expr = it->second;
+  }
+  const auto link = [&](std::optional<Expr>& e) {
+    if (e)
+      e = e->WithConditions(linked);
+  };
+  for (Rule& rule : rs.rules) {
+    link(rule.when);
+    link(rule.optional);
+    if (rule.tied)
+      link(rule.tied->when);
+    for (OpSpec& op : rule.ops)
+      link(op.when);
+  }
+}
+
 }  // namespace
 
 void CheckRuleSet(RuleSet& rs, Diagnostics& diag) {
   CheckParams(rs, diag);
+  LinkConditions(rs, diag);
   const std::set<std::string> params = ParamNames(rs);
   for (const PlaceholderDecl& p : rs.placeholders) {
     if (p.count)

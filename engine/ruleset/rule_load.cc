@@ -106,6 +106,7 @@ class Loader {
       base.hf_container = own.hf_container;
     Override(base.params, std::move(own.params));
     Override(base.placeholders, std::move(own.placeholders));
+    Override(base.conditions, std::move(own.conditions));
     for (Rule& r : own.rules)
       base.rules.push_back(std::move(r));
     return base;

@@ -116,6 +116,12 @@ std::string Rule::LabelIn(const std::string& file) const {
   return std::to_string(where.line) + ":" + std::to_string(where.column);
 }
 
+std::string ParamDecl::TypeName() const {
+  if (type == ValueType::kList)
+    return std::string("list of ") + ValueTypeName(item_type);
+  return ValueTypeName(type);
+}
+
 const ParamDecl* RuleSet::FindParam(const std::string& param_name) const {
   for (const ParamDecl& p : params) {
     if (p.name == param_name)
@@ -136,6 +142,14 @@ const PlaceholderDecl* RuleSet::FindPlaceholder(const std::string& placeholder) 
   for (const PlaceholderDecl& p : placeholders) {
     if (p.name == placeholder)
       return &p;
+  }
+  return nullptr;
+}
+
+const ConditionDecl* RuleSet::FindCondition(const std::string& condition) const {
+  for (const ConditionDecl& c : conditions) {
+    if (c.name == condition)
+      return &c;
   }
   return nullptr;
 }

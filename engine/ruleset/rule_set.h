@@ -36,6 +36,7 @@ inline Side TargetSide(Direction d) { return d == Direction::kForward ? Side::kM
 struct ParamDecl {
   std::string name;
   ValueType type = ValueType::kInt;
+  ValueType item_type = ValueType::kInt;  // lists: the type of every item
   std::vector<std::string> config_keys;
   std::optional<Expr> default_value;  // a constant or an expression over other parameters
   std::string flag;                   // seed CLI flag that sets it ("layers"); empty if none
@@ -45,10 +46,22 @@ struct ParamDecl {
   bool detect = false;
   std::string description;
   Location where;
+
+  // "int", "list of int", ...
+  std::string TypeName() const;
 };
 
 // The most value combinations the detected parameters of one rule set may have.
 inline constexpr size_t kMaxDetectCandidates = 64;
+
+// `conditions:` entry: a named boolean expression over parameters and placeholders, used by name
+// in `when:` (and `optional:`, `tied.when`, op `when`). Linked into its uses when the file is
+// loaded (Expr::WithConditions), after the conditions it uses.
+struct ConditionDecl {
+  std::string name;
+  Expr expr;
+  Location where;
+};
 
 // `placeholders:` entry.
 struct PlaceholderDecl {
@@ -158,11 +171,13 @@ struct RuleSet {
   std::string hf_container;         // hf_layout.container: top-level key nesting the tensors
   std::vector<ParamDecl> params;
   std::vector<PlaceholderDecl> placeholders;
+  std::vector<ConditionDecl> conditions;
   std::vector<Rule> rules;
 
   const ParamDecl* FindParam(const std::string& name) const;
   const ParamDecl* FindParamByFlag(const std::string& flag) const;
   const PlaceholderDecl* FindPlaceholder(const std::string& name) const;
+  const ConditionDecl* FindCondition(const std::string& name) const;
   // Placeholder types by name, as PatternMatcher::Compile wants them.
   std::map<std::string, PlaceholderType> PlaceholderTypes() const;
 };

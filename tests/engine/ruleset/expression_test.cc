@@ -121,6 +121,71 @@ TEST_SUITE("ruleset.expression") {
     CHECK(Eval(Repeat("1 + ", 255) + "1")->as_int() == 256);
   }
 
+  TEST_CASE("lists: literals, membership, indexing and len") {
+    const Value layers = Value::List({Value::Int(0), Value::Int(2)});
+    const std::map<std::string, Value> n{{"layer", Value::Int(2)}, {"dense", layers}};
+    CHECK(Eval("layer in dense", n)->as_bool());
+    CHECK_FALSE(Eval("layer not in dense", n)->as_bool());
+    CHECK(Eval("3 not in dense and 1 + 1 in [1, 2]", n)->as_bool());
+    CHECK(Eval("dense[1] * 10 + len(dense)", n)->as_int() == 22);
+    CHECK(Eval("len([])")->as_int() == 0);
+    CHECK(Eval("['a', 'b'][0] == 'a'")->as_bool());
+    CHECK(Eval("dense == [0, 2]", n)->as_bool());
+    CHECK(Eval("dense", n)->ToString() == "[0, 2]");
+    CHECK(Eval("dense", n)->ToText() == "0,2");
+  }
+
+  TEST_CASE("list misuse is an error showing the values") {
+    const std::map<std::string, Value> n{{"dense", Value::List({Value::Int(0)})}};
+    auto out = Eval("dense[3]", n);
+    REQUIRE_FALSE(out.ok());
+    CHECK(out.error().message().find("index 3 is outside [0]") != std::string::npos);
+    CHECK(Eval("1 in 2").error().message().find("\"in\" needs a list") != std::string::npos);
+    CHECK(Eval("len(3)").error().message().find("len() needs list") != std::string::npos);
+    CHECK(Eval("dense + 1", n).error().message().find("needs integers") != std::string::npos);
+    CHECK(Expr::Parse("[1, 2", kAt).error().message().find("expected \",\" or \"]\"") !=
+          std::string::npos);
+    CHECK(Expr::Parse("has(1)", kAt).error().message().find("has() takes a parameter name") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("has() asks the lookup whether a name has a value") {
+    auto e = Expr::Parse("has(cfg) and cfg > 1 or not has(cfg)", kAt);
+    REQUIRE(e.ok());
+    bool given = false;
+    const NameLookup lookup(
+        [&](const std::string&) -> Result<std::optional<Value>> {
+          if (!given)
+            return Error(ErrorCode::kPlanInvalid, "cfg has no value");
+          return std::optional(Value::Int(2));
+        },
+        [&](const std::string&) -> Result<bool> { return given; });
+    CHECK(e->Evaluate(lookup)->as_bool());  // not has(cfg); cfg itself is never read
+    given = true;
+    CHECK(e->Evaluate(lookup)->as_bool());
+  }
+
+  TEST_CASE("a linked condition is evaluated in place and seen through by Names") {
+    auto dense = Expr::Parse("layer in dense_layers", kAt);
+    auto when = Expr::Parse("not is_dense and layer < 4", kAt);
+    REQUIRE(dense.ok());
+    REQUIRE(when.ok());
+    const Expr linked = when->WithConditions({{"is_dense", *dense}});
+    CHECK(linked.Names() == std::set<std::string>{"dense_layers", "layer"});
+    CHECK(linked.Conditions() == std::set<std::string>{"is_dense"});
+    CHECK(linked.text() == when->text());
+    const std::map<std::string, Value> n{{"layer", Value::Int(1)},
+                                         {"dense_layers", Value::List({Value::Int(0)})}};
+    CHECK(linked
+              .Evaluate([&](const std::string& name) -> Result<std::optional<Value>> {
+                if (auto it = n.find(name); it != n.end())
+                  return std::optional(it->second);
+                return std::optional<Value>();
+              })
+              ->as_bool());
+    CHECK(when->Names().count("is_dense") == 1);  // the original is unchanged
+  }
+
   TEST_CASE("names lists every identifier read and constants are recognised") {
     auto e = Expr::Parse("if(a, b + 1, min(c, 2))", kAt);
     REQUIRE(e.ok());

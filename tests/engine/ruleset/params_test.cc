@@ -172,6 +172,84 @@ rules:
                                        "combinations") != std::string::npos);
   }
 
+  TEST_CASE("list parameters come from config arrays, --set lists and list defaults") {
+    auto r = LoadRuleText(R"(
+name: t
+params:
+  dense: {type: list, config: mlp_only_layers, default: []}
+  kinds: {type: list, items: string, config: layer_types}
+rules:
+  - {hf: a, ms: b}
+)",
+                          "t.yaml");
+    REQUIRE(r.ok());
+    {
+      const ParamInputs in = Config(R"({"mlp_only_layers": [0, 3], "layer_types": ["full"]})");
+      ParamResolver p(*r, in);
+      CHECK(p.Get("dense")->ToString() == "[0, 3]");
+      CHECK(p.Get("kinds")->ToString() == "['full']");
+    }
+    {
+      ParamInputs in = Config("{}");
+      in.set = {{"dense", "1,2,5"}};
+      ParamResolver p(*r, in);
+      CHECK(p.Get("dense")->ToString() == "[1, 2, 5]");
+      CHECK(p.resolved().at("dense").source == "--set");
+    }
+    {
+      const ParamInputs in = Config("{}");
+      ParamResolver p(*r, in);
+      CHECK(p.Get("dense")->ToString() == "[]");
+    }
+    {
+      const ParamInputs in = Config(R"({"mlp_only_layers": ["a"]})");
+      ParamResolver p(*r, in);
+      const auto v = p.Get("dense");
+      REQUIRE_FALSE(v.ok());
+      CHECK(v.error().message().find("is [\"a\"], but parameter dense is a list of int") !=
+            std::string::npos);
+    }
+    {
+      ParamInputs in = Config("{}");
+      in.set = {{"dense", "1,x"}};
+      const Status s = ParamResolver(*r, in).CheckInputs();
+      REQUIRE_FALSE(s.ok());
+      CHECK(s.error().message().find("dense is a list of int parameter") != std::string::npos);
+    }
+  }
+
+  TEST_CASE("has() is false for a parameter nothing gives and true once something does") {
+    auto r = LoadRuleText(R"(
+name: t
+params:
+  dense: {type: list, config: mlp_only_layers}
+  n: {type: int, config: n}
+conditions:
+  listed: has(dense) and 3 in dense
+rules:
+  - {hf: a, ms: b, when: not listed}
+)",
+                          "t.yaml");
+    REQUIRE(r.ok());
+    const Expr& when = *r->rules[0].when;
+    {
+      const ParamInputs in = Config("{}");
+      ParamResolver p(*r, in);
+      CHECK(when.EvaluateBool(p.Lookup(), "when").value());
+    }
+    {
+      const ParamInputs in = Config(R"({"mlp_only_layers": [3]})");
+      ParamResolver p(*r, in);
+      CHECK_FALSE(when.EvaluateBool(p.Lookup(), "when").value());
+    }
+    {
+      // A config value of the wrong type is still an error, not "no value".
+      const ParamInputs in = Config(R"({"mlp_only_layers": 3})");
+      ParamResolver p(*r, in);
+      CHECK_FALSE(when.EvaluateBool(p.Lookup(), "when").ok());
+    }
+  }
+
   TEST_CASE("tied.to takes parameters but no placeholders") {
     const RuleLoad load = ParseRuleText(R"(
 name: t

@@ -125,6 +125,43 @@ rules:
     CHECK_FALSE(load.rules->FindParam("prefix")->default_value->AsConstant());
   }
 
+  TEST_CASE("named conditions are linked into rules, through each other, and checked") {
+    auto load = Parse(R"(
+name: t
+params:
+  dense: {type: list, default: [0]}
+placeholders: {layer: int}
+conditions:
+  moe: not dense_layer
+  dense_layer: layer in dense
+rules:
+  - {hf: "a.{layer}", ms: "b.{layer}", when: dense_layer}
+  - {hf: "c.{layer}", ms: "d.{layer}", when: moe}
+)");
+    REQUIRE(load.errors.empty());
+    CHECK(load.rules->rules[1].when->Names() == std::set<std::string>{"dense", "layer"});
+    CHECK(load.rules->rules[1].when->Conditions() == std::set<std::string>{"dense_layer", "moe"});
+
+    auto bad = Parse(R"(
+name: t
+params:
+  n: {type: int, default: 1}
+conditions:
+  a: b and n > 0
+  b: a
+  c: nn > 1
+  n: true
+rules:
+  - {hf: x, ms: y, when: c}
+)");
+    std::string all;
+    for (const Error& e : bad.errors)
+      all += e.ToString() + "\n";
+    CHECK(all.find("condition a depends on itself") != std::string::npos);
+    CHECK(all.find("t.yaml:8:6: error: unknown name \"nn\" in condition c") != std::string::npos);
+    CHECK(all.find("condition n has the name of a parameter or placeholder") != std::string::npos);
+  }
+
   TEST_CASE("a rule file over the size cap is a limit error") {
     test::TempDir dir;
     test::WriteFile(dir / "big.yaml", "name: x\n# " + std::string(2u << 20, 'x') + "\n");
