@@ -124,6 +124,37 @@ Location NamePattern::SegmentLocation(const PatternSegment& segment) const {
   return at;
 }
 
+void NamePattern::SetSpelling(const std::string& placeholder,
+                              const std::vector<std::pair<std::string, std::string>>& spelling) {
+  for (PatternSegment& s : segments_) {
+    if (s.kind == PatternSegment::Kind::kPlaceholder && s.text == placeholder)
+      s.spelling = spelling;
+  }
+}
+
+namespace {
+
+// How `segment` spells `value`: its spelling, or the value itself.
+const std::string& Spelled(const PatternSegment& segment, const std::string& value) {
+  for (const auto& [v, text] : segment.spelling) {
+    if (v == value)
+      return text;
+  }
+  return value;
+}
+
+// The value `segment` spells as `text` (the inverse of Spelled).
+std::string Unspelled(const std::vector<std::pair<std::string, std::string>>& spelling,
+                      std::string_view text) {
+  for (const auto& [v, t] : spelling) {
+    if (t == text)
+      return v;
+  }
+  return std::string(text);
+}
+
+}  // namespace
+
 std::string NamePattern::Instantiate(const Bindings& values,
                                      const std::map<std::string, std::string>& params) const {
   std::string out;
@@ -134,7 +165,10 @@ std::string NamePattern::Instantiate(const Bindings& values,
         out += s.text;
         break;
       case PatternSegment::Kind::kPlaceholder:
-        out += values.at(s.text).ToText();
+        if (s.spelling.empty())
+          out += values.at(s.text).ToText();
+        else
+          out += Spelled(s, values.at(s.text).as_string());
         break;
       case PatternSegment::Kind::kParam:
         out += params.at(s.text);
@@ -153,8 +187,17 @@ struct MatchPiece {
   bool placeholder = false;
   std::string text;  // the literal text, or the placeholder's name
   bool integer = false;
-  std::vector<std::string> values;  // an ident placeholder's allowed values (empty = any)
+  std::vector<std::string> values;  // an ident placeholder's allowed texts (empty = any)
+  std::vector<std::pair<std::string, std::string>> spelling;  // PatternSegment::spelling
 };
+
+// The texts an ident placeholder segment matches: its values as this pattern spells them.
+std::vector<std::string> AllowedTexts(const PatternSegment& s, const PlaceholderType& t) {
+  std::vector<std::string> out;
+  for (const std::string& v : t.values)
+    out.push_back(Spelled(s, v));
+  return out;
+}
 
 std::vector<MatchPiece> Pieces(const NamePattern& pattern,
                                const std::map<std::string, PlaceholderType>& types,
@@ -163,7 +206,7 @@ std::vector<MatchPiece> Pieces(const NamePattern& pattern,
   for (const auto& s : pattern.segments()) {
     if (s.kind == PatternSegment::Kind::kPlaceholder) {
       const PlaceholderType& t = types.at(s.text);
-      pieces.push_back(MatchPiece{true, s.text, t.integer, t.values});
+      pieces.push_back(MatchPiece{true, s.text, t.integer, AllowedTexts(s, t), s.spelling});
       continue;
     }
     const std::string& text = s.kind == PatternSegment::Kind::kLiteral ? s.text : params.at(s.text);
@@ -225,7 +268,7 @@ bool MatchPieces(const std::vector<MatchPiece>& pieces, std::string_view name, B
                              : std::find(p.values.begin(), p.values.end(), run) != p.values.end();
     if (!allowed)
       return false;
-    captured.emplace_back(&p.text, Value::String(std::string(run)));
+    captured.emplace_back(&p.text, Value::String(Unspelled(p.spelling, run)));
   }
   if (pos != name.size())
     return false;
@@ -239,7 +282,12 @@ bool MatchPieces(const std::vector<MatchPiece>& pieces, std::string_view name, B
 struct PatternMatcher::Impl {
   std::string regex;
   std::unique_ptr<RE2> re;
-  std::vector<std::pair<std::string, bool>> groups;  // placeholder name, is integer
+  struct Group {
+    std::string placeholder;
+    bool integer = false;
+    std::vector<std::pair<std::string, std::string>> spelling;
+  };
+  std::vector<Group> groups;
   std::vector<MatchPiece> pieces;
   bool direct = false;  // Unambiguous(pieces): matched without RE2
 };
@@ -261,14 +309,14 @@ Result<PatternMatcher> PatternMatcher::Compile(const NamePattern& pattern,
     } else {
       const PlaceholderType& t = types.at(s.text);
       std::string alternatives;
-      for (const std::string& v : t.values)
+      for (const std::string& v : AllowedTexts(s, t))
         alternatives += (alternatives.empty() ? "" : "|") + RE2::QuoteMeta(v);
       impl->regex += "(" +
                      (t.integer          ? std::string(kIntRegex)
                       : t.values.empty() ? std::string(kIdentRegex)
                                          : alternatives) +
                      ")";
-      impl->groups.emplace_back(s.text, t.integer);
+      impl->groups.push_back(Impl::Group{s.text, t.integer, s.spelling});
     }
   }
   impl->pieces = Pieces(pattern, types, params);
@@ -299,9 +347,9 @@ bool PatternMatcher::MatchWithRegex(std::string_view name, Bindings* out) const 
                        static_cast<int>(n)))
     return false;
   for (size_t i = 0; i < n; ++i) {
-    const auto& [placeholder, integer] = impl_->groups[i];
+    const auto& [placeholder, integer, spelling] = impl_->groups[i];
     if (!integer) {
-      (*out)[placeholder] = Value::String(captured[i]);
+      (*out)[placeholder] = Value::String(Unspelled(spelling, captured[i]));
       continue;
     }
     int64_t v = 0;

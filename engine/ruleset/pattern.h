@@ -36,6 +36,10 @@ struct PatternSegment {
   Kind kind = Kind::kLiteral;
   std::string text;  // literal text, or the placeholder / parameter name
   int column = 0;    // 0-based offset of the segment in the pattern text
+  // An ident placeholder whose values this pattern spells differently (a placeholder's value map,
+  // `values: {gate_proj: w1}`): (value, spelling here) for every value. Bindings always hold the
+  // value; matching and Instantiate translate.
+  std::vector<std::pair<std::string, std::string>> spelling;
 };
 
 class NamePattern {
@@ -53,6 +57,9 @@ class NamePattern {
   bool has_placeholder(const std::string& name) const;
   // Location of a segment (for messages about one placeholder).
   Location SegmentLocation(const PatternSegment& segment) const;
+  // Spells the values of `placeholder` as `spelling` says (value, text) in this pattern.
+  void SetSpelling(const std::string& placeholder,
+                   const std::vector<std::pair<std::string, std::string>>& spelling);
 
   // The concrete name for the given values. REQUIRES: every placeholder is in `values` and every
   // parameter in `params`.

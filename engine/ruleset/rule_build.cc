@@ -1,6 +1,8 @@
 // TextNode -> RuleSet: the schema of a rule file (docs/rules.md), checked key by key.
 #include "engine/ruleset/rule_build.h"
 
+#include <set>
+
 #include "engine/ruleset/suggest.h"
 #include "engine/ruleset/text_fields.h"
 
@@ -170,11 +172,21 @@ void BuildPlaceholder(const TextNode& key, const TextNode& node, RuleSet& out, D
   }
   if (p.count && !p.type.integer)
     diag.Report("count applies to int placeholders only", p.count->where());
-  if (values) {
-    auto list = ReadTextList(*values, "values", diag);
-    if (p.type.integer)
-      diag.Report("values applies to ident placeholders only", values->where);
-    else if (list)
+  if (values && p.type.integer) {
+    diag.Report("values applies to ident placeholders only", values->where);
+  } else if (values && values->is_map()) {
+    std::set<std::string> hf, ms;
+    for (const auto& [hf_value, ms_value] : values->entries) {
+      auto spelled = ReadText(ms_value, "the ms spelling of " + hf_value.scalar, diag);
+      if (!spelled)
+        continue;
+      if (!hf.insert(hf_value.scalar).second || !ms.insert(*spelled).second)
+        diag.Report("each value of {" + p.name + "} needs its own spelling", ms_value.where);
+      p.type.values.push_back(hf_value.scalar);
+      p.ms_spelling.emplace_back(hf_value.scalar, *spelled);
+    }
+  } else if (values) {
+    if (auto list = ReadTextList(*values, "values", diag))
       p.type.values = *list;
   }
   out.placeholders.push_back(std::move(p));

@@ -426,6 +426,12 @@ void CheckRuleSet(RuleSet& rs, Diagnostics& diag) {
   }
   for (Rule& rule : rs.rules) {
     const bool declared = CheckPatterns(rs, rule, diag);
+    for (const PlaceholderDecl& p : rs.placeholders) {
+      if (p.ms_spelling.empty())
+        continue;
+      for (NamePattern& pattern : rule.ms)
+        pattern.SetSpelling(p.name, p.ms_spelling);
+    }
     CheckExpressions(rs, rule, diag);
     if (declared)
       CheckShape(rs, rule, diag);

@@ -70,6 +70,9 @@ struct PlaceholderDecl {
   // Integers only: when set, every value 0..count-1 must be present for each non-optional rule
   // using the placeholder, and values outside that range do not match.
   std::optional<Expr> count;
+  // Idents only, from `values: {hf spelling: ms spelling, ...}`: how ms patterns spell each value
+  // (bindings and conditions use the hf spelling). Empty when both sides spell values alike.
+  std::vector<std::pair<std::string, std::string>> ms_spelling;
   std::string description;
   Location where;
 };

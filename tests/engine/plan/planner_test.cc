@@ -114,6 +114,36 @@ std::string Detected(const Plan& plan, const std::string& name) {
 }
 
 TEST_SUITE("plan.planner") {
+  TEST_CASE("a placeholder value map spells the values differently on the two sides") {
+    const RuleSet rules = RulesText(R"(
+placeholders:
+  layer: int
+  proj: {type: ident, values: {gate_proj: w1, up_proj: w3, down_proj: w2}}
+rules:
+  - hf: "l.{layer}.mlp.{proj}.weight"
+    ms: "l.{layer}.ffn.{proj}.weight"
+    when: proj != 'down_proj' or layer == 0
+)");
+    const auto inventory =
+        Named({"l.0.mlp.gate_proj.weight", "l.0.mlp.up_proj.weight", "l.0.mlp.down_proj.weight",
+               "l.1.mlp.gate_proj.weight", "l.1.mlp.up_proj.weight"});
+    const Plan forward = PlanOrFail(rules, inventory, Opts(Direction::kForward));
+    CHECK(HasOutput(forward, "l.0.ffn.w1.weight"));
+    CHECK(HasOutput(forward, "l.0.ffn.w3.weight"));
+    CHECK(HasOutput(forward, "l.0.ffn.w2.weight"));
+    CHECK(HasOutput(forward, "l.1.ffn.w1.weight"));
+    CHECK(test::SortedByName(RoundTrip(rules, inventory, Opts(Direction::kForward))) ==
+          test::SortedByName(inventory));
+    // Each side matches only its own spelling.
+    const auto wrong = MakePlan(rules, Named({"l.0.mlp.w1.weight"}), Opts(Direction::kForward));
+    REQUIRE_FALSE(wrong.ok());
+    CHECK(wrong.error().message().find("l.0.mlp.w1.weight") != std::string::npos);
+    // The condition reads the hf spelling on both sides: ms l.1.ffn.w2 is down_proj of layer 1.
+    const auto reverse = MakePlan(rules, Named({"l.1.ffn.w2.weight"}), Opts(Direction::kReverse));
+    REQUIRE_FALSE(reverse.ok());
+    CHECK(reverse.error().message().find("is false") != std::string::npos);
+  }
+
   TEST_CASE("llama forward renames every tensor and the reverse gives back the inventory") {
     const RuleSet rules = Rules("llama.yaml");
     test::LlamaShape shape;

@@ -1,6 +1,7 @@
 #include "engine/ruleset/pattern.h"
 
 #include <algorithm>
+#include <array>
 
 #include <doctest/doctest.h>
 
@@ -79,6 +80,29 @@ TEST_SUITE("ruleset.pattern") {
     CHECK(p.Instantiate(b, {{"prefix", "model."}}) == name);
     CHECK(p.placeholders() == std::vector<std::string>{"layer", "expert", "wb"});
     CHECK(p.params() == std::vector<std::string>{"prefix"});
+  }
+
+  TEST_CASE("a spelled placeholder matches and writes its spelling but binds the value") {
+    const std::vector<std::pair<std::string, std::string>> spelling = {{"gate_proj", "w1"},
+                                                                       {"up_proj", "w3"}};
+    const std::map<std::string, PlaceholderType> types{{"p", {false, {"gate_proj", "up_proj"}}}};
+    // The first is matched in one pass, the second ({p} before an identifier byte) through RE2.
+    const std::vector<std::array<std::string, 3>> cases = {
+        {"ffn.{p}.weight", "ffn.w3.weight", "ffn.up_proj.weight"},
+        {"ffn_{p}x", "ffn_w3x", "ffn_up_projx"}};
+    for (const auto& [text, spelled, unspelled] : cases) {
+      NamePattern pattern = P(text);
+      pattern.SetSpelling("p", spelling);
+      auto m = PatternMatcher::Compile(pattern, types, {});
+      REQUIRE(m.ok());
+      CHECK(pattern.Instantiate({{"p", Value::String("up_proj")}}, {}) == spelled);
+      for (const bool regex : {false, true}) {
+        Bindings b;
+        CHECK((regex ? m->MatchWithRegex(spelled, &b) : m->Match(spelled, &b)));
+        CHECK(b.at("p") == Value::String("up_proj"));
+        CHECK_FALSE((regex ? m->MatchWithRegex(unspelled, &b) : m->Match(unspelled, &b)));
+      }
+    }
   }
 
   TEST_CASE("malformed patterns are errors at the offending column") {
