@@ -9,6 +9,8 @@ packages=(
   nlohmann-json3-dev libcli11-dev doctest-dev
   # Real clients for the interoperability tests.
   python3 python3-torch python3-protobuf python3-numpy python3-jsonschema python3-yaml unzip
+  # The benchmark script times commands with GNU time.
+  time
 )
 
 missing=()
