@@ -78,10 +78,10 @@ void PrintSummary(const Plan& plan, double seconds, std::ostream& err, const std
           .c_str(),
       HumanBytes(PeakResidentBytes()).c_str());
   err << "converted " << line << " -> " << out << "\n";
-  // A reverse conversion needs these values back (--set) to reproduce the same names.
-  for (const auto& [name, value] : plan.detected) {
-    err << "  detected " << name << " = '" << value << "' from the input names\n";
-  }
+  // Where each value came from: a reverse conversion needs detected values back (--set) to
+  // reproduce the same names, and a solved or default value is worth a second look.
+  for (const PlanParameter& p : plan.parameters)
+    err << "  parameter " << p.name << " = " << p.value << " (" << p.source << ")\n";
   for (const DroppedInput& d : plan.dropped) {
     err << "  dropped " << plan.inventory[d.input].name << ": " << d.reason << "\n";
   }

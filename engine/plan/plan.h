@@ -72,13 +72,21 @@ struct DroppedInput {
   bool checked_equal = false;  // a verify step checks it equals a tensor that is written
 };
 
+// A parameter the plan used, with its value and where the value came from.
+struct PlanParameter {
+  std::string name;
+  std::string value;   // as Value::ToString shows it
+  std::string source;  // "config num_hidden_layers", "--set", "solved from X dim 0", "default"
+};
+
 struct Plan {
   Direction direction = Direction::kForward;
   std::string rule_file;
   std::vector<TensorInfo> inventory;  // the inputs, as given to MakePlan
   std::vector<PlanStep> steps;
   std::vector<DroppedInput> dropped;
-  std::vector<std::string> notes;  // parameters used, assumptions, lossy steps
+  std::vector<PlanParameter> parameters;  // by name
+  std::vector<std::string> notes;         // parameters used, assumptions, lossy steps
   // Forward: the values the planner chose for `detect` parameters (name, text). The reverse
   // gives the names back only with the same values (ParamInputs::detected or --set).
   std::vector<std::pair<std::string, std::string>> detected;

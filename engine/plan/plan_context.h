@@ -11,6 +11,7 @@
 #include "engine/plan/planner.h"
 #include "engine/ruleset/params.h"
 #include "engine/ruleset/pattern.h"
+#include "engine/ruleset/shape_flow.h"
 
 namespace cw {
 
@@ -24,6 +25,10 @@ struct ActiveRule {
   bool tied = false;                      // a tied rule whose condition holds
   bool when_per_match = false;            // `when` reads placeholders: evaluated for each match
   std::vector<std::string> placeholders;  // of the source side, in order, `over` excluded
+  // The shape each source pattern's tensors must have: declared on the source side, or carried
+  // from the target side's declaration through the chain; nullopt where neither says.
+  std::vector<std::optional<DerivedShape>> source_shapes;
+  bool source_shapes_declared = false;  // declared on the source side, not carried
 };
 
 struct InputMatch {
@@ -61,6 +66,9 @@ struct PlanContext {
   std::vector<InputMatch> ambiguous;
   // Placeholder tuples the coverage checks have enumerated so far (plan_groups.cc caps them).
   uint64_t coverage_nodes = 0;
+  // An input does not have the shape its rule declares: the outputs' declared shapes are not
+  // checked then, as they would only repeat that problem.
+  bool input_shape_failed = false;
 
   void Fail(ErrorCode code, const std::string& message, const Location& where) {
     errors.emplace_back(code, message, where);
@@ -78,6 +86,16 @@ void SelectRules(PlanContext& ctx);
 // Stage 2: for each input, the one rule instance it belongs to (nullopt when unmatched, with the
 // problem recorded).
 std::vector<std::optional<InputMatch>> MatchInputs(PlanContext& ctx);
+// Before stage 1, when parameters that shapes mention have no value from --set, config.json or
+// detection: their values read off the shapes of the inputs that match (plan_shapes.cc).
+std::vector<SolvedParam> SolveShapes(const RuleSet& rules, const std::vector<TensorInfo>& inventory,
+                                     const PlanOptions& options);
+// After stage 2: every matched input against the shape its rule declares for it.
+void CheckSourceShapes(PlanContext& ctx, const std::vector<std::optional<InputMatch>>& matches);
+// In stage 4: an output against the shape its rule declares on the target side (a rule file
+// whose ops and declarations disagree). False (with the problem recorded) on a mismatch.
+bool CheckTargetShape(PlanContext& ctx, const Rule& rule, size_t pattern, const Bindings& bound,
+                      const TensorInfo& output);
 // Stage 3: groups by rule and placeholder values, checked complete; coverage of every
 // non-optional rule checked. Drop-rule inputs are appended to `dropped`.
 std::vector<Group> BuildGroups(PlanContext& ctx,

@@ -56,6 +56,17 @@ bool SelectOne(PlanContext& ctx, size_t index, ActiveRule& a) {
   if (!ctx.ResolvePatternParams(sources, rule.where) ||
       !ctx.ResolvePatternParams(rule.side(ctx.target), rule.where))
     return false;
+  const OpCondition when = [&ctx](const Expr& e) -> std::optional<bool> {
+    auto v = e.EvaluateBool(ctx.params.Lookup(), "when");
+    return v.ok() ? std::optional(*v) : std::nullopt;
+  };
+  a.source_shapes_declared = !rule.shapes(ctx.source).empty();
+  if (a.source_shapes_declared) {
+    for (const ShapeDecl& s : rule.shapes(ctx.source))
+      a.source_shapes.emplace_back(DerivedShape(s.begin(), s.end()));
+  } else {
+    a.source_shapes = FlowShapes(ctx.rules, rule, ctx.target, when).shapes;
+  }
   const auto types = ctx.rules.PlaceholderTypes();
   for (const NamePattern& p : sources) {
     auto m = PatternMatcher::Compile(p, types, ctx.param_text);

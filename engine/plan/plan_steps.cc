@@ -98,6 +98,8 @@ std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
         b[slot.over] = Value::Int(static_cast<int64_t>(j));
       step.outputs.push_back(Output(targets[i].Instantiate(b, ctx.param_text), step.value_dtype,
                                     std::move(slot.values[j].shape)));
+      if (!CheckTargetShape(ctx, rule, i, b, step.outputs.back()))
+        return std::nullopt;
     }
   }
   if (!FinishOutputs(ctx, rule, step))

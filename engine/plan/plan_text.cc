@@ -178,7 +178,7 @@ std::string PlanToText(const Plan& plan) {
 }
 
 std::string PlanToJson(const Plan& plan) {
-  std::string steps, dropped, notes;
+  std::string steps, dropped, notes, parameters;
   for (const PlanStep& s : plan.steps)
     steps += (steps.empty() ? "\n    " : ",\n    ") + StepJson(plan, s);
   for (const DroppedInput& d : plan.dropped) {
@@ -189,12 +189,17 @@ std::string PlanToJson(const Plan& plan) {
   }
   for (const std::string& n : plan.notes)
     notes += (notes.empty() ? "" : ", ") + Escape(n);
+  for (const PlanParameter& p : plan.parameters) {
+    parameters += (parameters.empty() ? "" : ", ") + std::string("{\"name\": ") + Escape(p.name) +
+                  ", \"value\": " + Escape(p.value) + ", \"source\": " + Escape(p.source) + "}";
+  }
   return std::string("{\n  \"direction\": \"") + DirectionName(plan.direction) +
          "\",\n  \"rule_file\": " + Escape(plan.rule_file) +
          ",\n  \"cast\": " + (plan.cast ? Escape(std::string(Name(*plan.cast))) : "null") +
          ",\n  \"lossy\": " + (plan.lossy ? "true" : "false") + ",\n  \"steps\": [" + steps +
-         (steps.empty() ? "" : "\n  ") + "],\n  \"dropped\": [" + dropped + "],\n  \"notes\": [" +
-         notes + "],\n  \"totals\": {\"input_bytes\": " + std::to_string(plan.input_bytes) +
+         (steps.empty() ? "" : "\n  ") + "],\n  \"dropped\": [" + dropped +
+         "],\n  \"parameters\": [" + parameters + "],\n  \"notes\": [" + notes +
+         "],\n  \"totals\": {\"input_bytes\": " + std::to_string(plan.input_bytes) +
          ", \"output_bytes\": " + std::to_string(plan.output_bytes) +
          ", \"peak_bytes\": " + std::to_string(plan.peak_bytes) +
          ", \"peak_bytes_with_inputs\": " + std::to_string(plan.peak_bytes_with_inputs) + "}\n}\n";

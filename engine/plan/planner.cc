@@ -14,8 +14,10 @@ namespace {
 bool IsEightBitFloat(DType d) { return d == DType::kF8E4M3 || d == DType::kF8E5M2; }
 
 void AddNotes(PlanContext& ctx, Plan& plan) {
-  for (const auto& [name, r] : ctx.params.resolved())
+  for (const auto& [name, r] : ctx.params.resolved()) {
+    plan.parameters.push_back(PlanParameter{name, r.value.ToString(), r.source});
     plan.notes.push_back("parameter " + name + " = " + r.value.ToString() + " (" + r.source + ")");
+  }
   for (std::string& n : ctx.notes)
     plan.notes.push_back(std::move(n));
   size_t lossy_steps = 0, dropped = 0;
@@ -67,8 +69,11 @@ struct Attempt {
 };
 
 Attempt CompileOnce(const RuleSet& rules, const std::vector<TensorInfo>& inventory,
-                    const PlanOptions& options) {
+                    const PlanOptions& given) {
   Attempt out;
+  PlanOptions options = given;
+  for (SolvedParam& s : SolveShapes(rules, inventory, given))
+    options.params.solved.push_back(std::move(s));
   PlanContext ctx(rules, inventory, options);
   Plan plan;
   plan.direction = options.direction;
@@ -80,6 +85,7 @@ Attempt CompileOnce(const RuleSet& rules, const std::vector<TensorInfo>& invento
   const auto matches = MatchInputs(ctx);
   for (const auto& m : matches)
     out.matched += m ? 1 : 0;
+  CheckSourceShapes(ctx, matches);
   const std::vector<Group> groups = BuildGroups(ctx, matches, plan.dropped);
   BuildSteps(ctx, groups, plan);
   AddNotes(ctx, plan);

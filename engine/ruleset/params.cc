@@ -167,7 +167,9 @@ bool ParamResolver::Given(const ParamDecl& decl) const {
 
 bool ParamResolver::HasNoValue(const std::string& name) const {
   const ParamDecl* decl = rules_.FindParam(name);
-  return decl && !Given(*decl) && !decl->default_value && !FromDetected(*decl);
+  const bool solved = std::any_of(inputs_.solved.begin(), inputs_.solved.end(),
+                                  [&](const SolvedParam& s) { return s.name == name; });
+  return decl && !Given(*decl) && !decl->default_value && !FromDetected(*decl) && !solved;
 }
 
 Result<Value> ParamResolver::Resolve(const ParamDecl& decl) {
@@ -179,6 +181,14 @@ Result<Value> ParamResolver::Resolve(const ParamDecl& decl) {
   if (!v) {
     v = FromDetected(decl);
     source = "detected from the input names";
+  }
+  if (!v) {
+    for (const SolvedParam& s : inputs_.solved) {
+      if (s.name == decl.name) {
+        v = s.value;
+        source = s.source;
+      }
+    }
   }
   if (!v && decl.default_value) {
     source = "default";

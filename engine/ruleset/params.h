@@ -38,6 +38,13 @@ Result<ConfigValues> ParseConfigJson(std::string_view text, const std::string& f
 // Reads and parses a file (kIo when unreadable, kLimitExceeded over limits::kMaxJsonFileBytes).
 Result<ConfigValues> LoadConfigJson(const std::filesystem::path& path);
 
+// A parameter value the planner read off a tensor's shape (docs/rules.md, shapes).
+struct SolvedParam {
+  std::string name;
+  Value value;
+  std::string source;  // "solved from model.embed_tokens.weight dim 0"
+};
+
 // What the caller knows about parameters before planning.
 struct ParamInputs {
   ConfigValues config;
@@ -47,6 +54,9 @@ struct ParamInputs {
   // name=value of `detect` parameters, chosen by the planner from the input names (forward) or
   // carried over from a forward plan; used when neither --set nor config.json gives a value.
   std::vector<std::pair<std::string, std::string>> detected;
+  // Values read off the input's shapes, used when nothing above gives one (before defaults:
+  // the weights are facts, a default is a guess).
+  std::vector<SolvedParam> solved;
 };
 
 // Resolves parameters on demand and remembers the outcome (value or error).
@@ -60,14 +70,16 @@ class ParamResolver {
   Status CheckInputs() const;
 
   // The value of a declared parameter: --set, then config.json (each key at the top level, then
-  // under text_config; null entries are skipped), then the default. kPlanInvalid naming the keys
-  // tried when there is none, or when a config value has the wrong type or is not allowed.
-  // REQUIRES: `name` is declared in the rule set.
+  // under text_config; null entries are skipped), then detected, then solved, then the default.
+  // kPlanInvalid naming the keys tried when there is none, or when a config value has the wrong
+  // type or is not allowed. REQUIRES: `name` is declared in the rule set.
   Result<Value> Get(const std::string& name);
 
   // True when --set (by name or flag) or a config.json key gives the parameter a value: then
-  // the planner does not detect it.
+  // the planner does not detect or solve it.
   bool Given(const ParamDecl& decl) const;
+  // True when a detected value (ParamInputs::detected) names the parameter.
+  bool Detected(const ParamDecl& decl) const { return FromDetected(decl).has_value(); }
   // True when nothing can give the parameter a value: no --set, no detected value, no config
   // key present and no default. REQUIRES: `name` is declared in the rule set.
   bool HasNoValue(const std::string& name) const;
@@ -78,8 +90,10 @@ class ParamResolver {
 
   struct Resolved {
     Value value;
-    std::string source;  // "--set", "config num_hidden_layers", "detected ...", "default"
+    std::string source;  // "--set", "config num_hidden_layers", "detected ...", "solved ...",
+                         // "default"
   };
+  const ParamInputs& inputs() const { return inputs_; }
   // The parameters resolved so far, by name.
   const std::map<std::string, Resolved>& resolved() const { return resolved_; }
 

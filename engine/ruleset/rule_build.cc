@@ -245,6 +245,58 @@ std::optional<TiedSpec> ReadTied(const TextNode& node, Diagnostics& diag) {
   return t;
 }
 
+// One side's `shape:` value: one shape (for every pattern of the side) or a list of shapes (one
+// per pattern, in order).
+std::optional<std::vector<ShapeDecl>> ReadSideShapes(const TextNode& node, size_t patterns,
+                                                     Diagnostics& diag) {
+  if (!node.is_sequence()) {
+    diag.Report("a shape is a list of sizes, or a list of such lists", node.where);
+    return std::nullopt;
+  }
+  const bool several = !node.items.empty() && node.items.front().is_sequence();
+  std::vector<ShapeDecl> out;
+  if (!several) {
+    auto shape = ReadExprList(node, "shape", diag);
+    if (!shape)
+      return std::nullopt;
+    out.assign(std::max<size_t>(patterns, 1), *shape);
+    return out;
+  }
+  for (const TextNode& item : node.items) {
+    auto shape = ReadExprList(item, "shape", diag);
+    if (!shape)
+      return std::nullopt;
+    out.push_back(std::move(*shape));
+  }
+  if (out.size() != patterns) {
+    diag.Report("gives " + std::to_string(out.size()) + " shapes for " + std::to_string(patterns) +
+                    " patterns",
+                node.where);
+    return std::nullopt;
+  }
+  return out;
+}
+
+// `shape: [...]` declares the hf side (and, for a rule without ops, the ms side too);
+// `shape: {hf: ..., ms: ...}` declares each side.
+void ReadRuleShapes(const TextNode& node, Rule& rule, Diagnostics& diag) {
+  if (node.is_map()) {
+    Fields f(node, "shape", {"hf", "ms"}, diag);
+    if (const TextNode* h = f.Get("hf"))
+      rule.shape_hf = ReadSideShapes(*h, rule.hf.size(), diag).value_or(std::vector<ShapeDecl>{});
+    if (const TextNode* m = f.Get("ms"))
+      rule.shape_ms = ReadSideShapes(*m, rule.ms.size(), diag).value_or(std::vector<ShapeDecl>{});
+    return;
+  }
+  const Side side = rule.hf.empty() ? Side::kMs : Side::kHf;
+  auto shapes = ReadSideShapes(node, rule.side(side).size(), diag);
+  if (!shapes)
+    return;
+  (side == Side::kHf ? rule.shape_hf : rule.shape_ms) = *shapes;
+  if (side == Side::kHf && rule.ops.empty() && rule.ms.size() == rule.hf.size())
+    rule.shape_ms = *shapes;
+}
+
 // A rule with a problem is reported and left out, so that later checks do not report the
 // same problem again in other words.
 void BuildRule(const TextNode& node, RuleSet& out, Diagnostics& diag) {
@@ -252,7 +304,8 @@ void BuildRule(const TextNode& node, RuleSet& out, Diagnostics& diag) {
   Rule rule;
   rule.where = node.where;
   Fields f(node, "rule",
-           {"hf", "ms", "ops", "when", "optional", "drop", "tied", "dtype", "description"}, diag);
+           {"hf", "ms", "ops", "when", "optional", "drop", "tied", "dtype", "shape", "description"},
+           diag);
   if (!f.ok())
     return;
   if (const TextNode* h = f.Get("hf"))
@@ -281,6 +334,8 @@ void BuildRule(const TextNode& node, RuleSet& out, Diagnostics& diag) {
     rule.tied = ReadTied(*t, diag);
   if (const TextNode* d = f.Get("dtype"))
     ReadRuleDType(*d, rule, diag);
+  if (const TextNode* s = f.Get("shape"))
+    ReadRuleShapes(*s, rule, diag);
   if (const TextNode* d = f.Get("description"))
     rule.description = ReadText(*d, "description", diag).value_or("");
   if (diag.errors.size() == before)

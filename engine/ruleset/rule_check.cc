@@ -148,6 +148,12 @@ void CheckExpressions(const RuleSet& rs, const Rule& rule, Diagnostics& diag) {
     CheckNames(*rule.optional, params, "optional", diag);
   if (rule.tied && rule.tied->when)
     CheckNames(*rule.tied->when, params, "tied.when", diag);
+  for (Side side : {Side::kHf, Side::kMs}) {
+    for (const ShapeDecl& shape : rule.shapes(side)) {
+      for (const Expr& size : shape)
+        CheckNames(size, with_placeholders, "shape", diag);
+    }
+  }
   for (const OpSpec& op : rule.ops) {
     const std::string what = std::string(OpKindName(op.kind));
     if (op.when)

@@ -121,6 +121,10 @@ struct OpSpec {
 // forward (it sizes the inverse of an equal concat or interleave).
 OpSpec InverseOp(const OpSpec& op, int inputs);
 
+// A declared tensor shape: one size expression per dimension, over parameters and the rule's
+// placeholders (`[vocab, hidden_size]`, `[heads * head_dim, hidden_size]`).
+using ShapeDecl = std::vector<Expr>;
+
 // A dtype choice for the tensors a rule writes on one side.
 struct DTypeOverride {
   bool keep = true;           // keep the source dtype even when a cast is requested
@@ -150,6 +154,10 @@ struct Rule {
   std::optional<TiedSpec> tied;
   std::optional<DTypeOverride> dtype_hf;  // dtype of tensors written on the hf side (reverse)
   std::optional<DTypeOverride> dtype_ms;  // dtype of tensors written on the ms side (forward)
+  // `shape:`: the declared shape of each pattern of a side (a tensor gathered by a stack: each
+  // one's shape), in pattern order; empty when that side declares none.
+  std::vector<ShapeDecl> shape_hf;
+  std::vector<ShapeDecl> shape_ms;
   std::string description;
 
   const std::vector<NamePattern>& side(Side s) const { return s == Side::kHf ? hf : ms; }
@@ -158,6 +166,9 @@ struct Rule {
   }
   const std::optional<DTypeOverride>& dtype_for(Side written) const {
     return written == Side::kHf ? dtype_hf : dtype_ms;
+  }
+  const std::vector<ShapeDecl>& shapes(Side s) const {
+    return s == Side::kHf ? shape_hf : shape_ms;
   }
   // "rules/llama.yaml:12:5"
   std::string Label() const;

@@ -1,6 +1,7 @@
 // Times plan compilation on a large MoE inventory (docs/benchmarks.md, "Plan compile"): the
 // names and shapes of a DeepSeek-V3-sized model written with Mixtral's names (tests/bench/
-// model_shapes), planned with rules/mixtral.yaml and its config.json, forward and back.
+// model_shapes), planned with rules/mixtral.yaml and its config.json, forward and back, and back
+// without config.json (the sizes and counts solved from the shapes).
 //
 //   plan_compile_bench [--layers 130] [--experts 256] [--reps 5] [--rules rules/mixtral.yaml]
 //
@@ -127,7 +128,7 @@ int main(int argc, char** argv) {
   if (!config.ok())
     return Fail(config.error().ToString());
 
-  Timings load, forward, reverse;
+  Timings load, forward, reverse, solved;
   size_t ms_tensors = 0;
   for (int r = 0; r < reps; ++r) {
     Clock::time_point start = Clock::now();
@@ -157,13 +158,25 @@ int main(int argc, char** argv) {
       return Fail("reverse: " + rev.error().ToString());
     if (std::string bad = CheckReverse(*rev, inventory); !bad.empty())
       return Fail(bad);
+
+    // The MindSpore files alone: every size and the expert count read off the shapes.
+    options.params.config = {};
+    start = Clock::now();
+    auto alone = cw::MakePlan(*rules, outputs, options);
+    solved.ms.push_back(MillisecondsSince(start));
+    if (!alone.ok())
+      return Fail("reverse without config.json: " + alone.error().ToString());
+    if (std::string bad = CheckReverse(*alone, inventory); !bad.empty())
+      return Fail(bad);
   }
 
   std::printf("%s: %d layers x %d experts: %zu hf tensors, %zu ms tensors; %d repetitions\n",
               rules_file.c_str(), layers, experts, inventory.size(), ms_tensors, reps);
   std::printf("%-18s %10s %10s\n", "stage", "best ms", "median ms");
-  const std::pair<const char*, const Timings*> rows[] = {
-      {"rule load", &load}, {"forward MakePlan", &forward}, {"reverse MakePlan", &reverse}};
+  const std::pair<const char*, const Timings*> rows[] = {{"rule load", &load},
+                                                         {"forward MakePlan", &forward},
+                                                         {"reverse MakePlan", &reverse},
+                                                         {"reverse, no config", &solved}};
   for (const auto& [name, t] : rows)
     std::printf("%-18s %10.1f %10.1f\n", name, t->Best(), t->Median());
   return 0;

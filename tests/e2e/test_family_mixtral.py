@@ -149,7 +149,10 @@ class MixtralTest(TempDirTest):
                 self.path("b.safetensors"), "--reverse", "--config",
                 os.path.join(folder, "config.json"), check=False)
         self.assertEqual(p.returncode, 1, p.stderr)
-        self.assertIn("model.layers.0.feed_forward.ffn.w1.weight [32, 112]", p.stderr)
+        # The stacked tensor, named with its whole shape against the declared one.
+        self.assertIn('"model.layers.0.feed_forward.ffn.w1.weight" is [3, 32, 112], but rule', p.stderr)
+        self.assertIn("declares [experts, intermediate_size, hidden_size] = [3, 112, 32]", p.stderr)
+        self.assertIn("another order", p.stderr)
         self.assertFalse(os.path.exists(self.path("b.safetensors")))
 
     def test_seed_command_line_writes_the_same_bytes_as_rules(self):
@@ -196,15 +199,32 @@ class MixtralTest(TempDirTest):
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn(surplus, p.stderr)
 
-    def test_the_expert_count_comes_from_config_json(self):
-        folder, config, _ = self.make(3)
+    def test_without_the_expert_count_in_config_json_the_router_shape_gives_it(self):
+        folder, config, tensors = self.make(3)
         del config["num_local_experts"]
         with open(os.path.join(folder, "config.json"), "w") as f:
             json.dump(config, f)
-        p = run("convert", "--rules", RULES, "--input", folder, "--output", self.path("m.ckpt"),
-                check=False)
-        self.assertNotEqual(p.returncode, 0)
-        self.assertIn("num_local_experts", p.stderr)
+        p = run("convert", "--rules", RULES, "--input", folder, "--output", self.path("m.ckpt"))
+        self.assertIn("parameter experts = 3 (solved from model.layers.0.block_sparse_moe.gate.weight "
+                      "dim 0)", p.stderr)
+        self.assertEqual(read_ckpt(self.path("m.ckpt")), expected_ms(tensors, config | {"num_local_experts": 3}, False))
+
+    def test_reverse_from_the_mindspore_file_alone(self):
+        """No config.json, no --config, no --set: the shapes give every size and the count."""
+        for use_gmm in (False, True):
+            folder, _, _ = self.make(11)
+            gmm = ["--set", "use_gmm=true"] if use_gmm else []
+            alone = self.path(f"alone{use_gmm}")
+            os.makedirs(alone)
+            cw_convert(RULES, folder, os.path.join(alone, "m.ckpt"), *gmm)
+            back = self.path(f"back{use_gmm}/")
+            p = cw_convert(RULES, os.path.join(alone, "m.ckpt"), back, *gmm, reverse=True)
+            self.assertEqual(read_hf_folder(back), read_hf_folder(folder))
+            p = run("plan", "--rules", RULES, "--input", os.path.join(alone, "m.ckpt"), "--reverse",
+                    *gmm)
+            self.assertIn("parameter experts = 11 (solved from model.layers.0.feed_forward.ffn.w1.weight "
+                          "dim 0)", p.stdout)
+            self.assertIn("parameter intermediate_size = 112 (solved from", p.stdout)
 
     def test_fewer_experts_than_configured_fail_naming_the_missing_ones(self):
         folder, config, _ = self.make(3)
