@@ -6,6 +6,7 @@ Tensors are torch tensors; "records" are (dtype code, shape list, raw bytes) tri
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -157,6 +158,15 @@ def read_any(path):
                 flat[prefix + k] = record(v)
     walk(obj, "")
     return flat
+
+
+def alone(test, path):
+    """`path` copied into an empty folder of its own: a MindSpore file with no config.json beside
+    it, as a user who only has the checkpoint would convert it."""
+    folder = tempfile.mkdtemp(dir=test.tmp)
+    copy = os.path.join(folder, os.path.basename(path))
+    shutil.copyfile(path, copy)
+    return copy
 
 
 def expected_names(family):

@@ -123,8 +123,9 @@ class Casts(TempDirTest):
                                -float("nan"), 3.14159, -2.5e-5] * 3, dtype=torch.float32)
         folder = self.path("m")
         os.mkdir(folder)
-        torch.save({"model.norm.weight": values, "model.embed_tokens.weight": values.view(3, 11),
-                    "lm_head.weight": values.view(3, 11).clone()},
+        # Shapes as the llama rules declare them: a vocabulary of 1, hidden size 33.
+        torch.save({"model.norm.weight": values, "model.embed_tokens.weight": values.view(1, 33),
+                    "lm_head.weight": values.view(1, 33).clone()},
                    os.path.join(folder, "pytorch_model.bin"))
         with open(os.path.join(folder, "config.json"), "w") as f:
             json.dump({"num_hidden_layers": 0}, f)

@@ -17,9 +17,10 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family_lib import (FamilyTestCase, SOURCE, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
-                        read_hf_folder, record, run, seeded, seed_convert, write_hf_folder,
-                        write_safetensors)
+from family_lib import (FamilyTestCase, SOURCE, alone, expected_names, randn, read_any,  # noqa: E402
+                        read_bin, read_ckpt, read_hf_folder, record, run, seeded, seed_convert,
+                        write_hf_folder, write_safetensors)
+from cw_testlib import EXTERNAL  # noqa: E402
 from family_lib import convert as cw_convert  # noqa: E402
 
 RULES = {f: os.path.join(SOURCE, "rules", f + ".yaml")
@@ -185,6 +186,15 @@ class FamilyTest(FamilyTestCase):
             self.fail(f"{what}: got {got[0]} {got[1]}, want {want[0]} {want[1]}"
                       + (", different bytes" if got[:2] == want[:2] else ""))
 
+    def source_records(self, folder, spec):
+        if spec["fmt"] == "safetensors":
+            return read_hf_folder(folder)
+        out = {}
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".bin"):
+                out.update(read_bin(os.path.join(folder, name)))
+        return out
+
     def assert_records(self, got, want, what=""):
         self.assertEqual(sorted(got), sorted(want), what)
         for name, record_ in want.items():
@@ -274,15 +284,6 @@ class Forward(FamilyTest):
 
 
 class RoundTrip(FamilyTest):
-    def source_records(self, folder, spec):
-        if spec["fmt"] == "safetensors":
-            return read_hf_folder(folder)
-        out = {}
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".bin"):
-                out.update(read_bin(os.path.join(folder, name)))
-        return out
-
     def check_round_trip(self, family, spec, folder):
         ckpt = self.forward(family, folder)
         config = os.path.join(folder, "config.json")
@@ -311,6 +312,59 @@ class RoundTrip(FamilyTest):
                 folder = self.path(family + "_" + other)
                 build(folder, spec, fmt=other)
                 self.check_round_trip(family, dict(spec, fmt=other), folder)
+
+
+class FromTheMindSporeFileAlone(FamilyTest):
+    """The reverse needs no config.json: names give the layers, shapes everything else."""
+
+    def test_every_family_reverses_from_the_ckpt_alone(self):
+        for family, spec in list(FAMILIES.items()) + [("qwen2", QWEN2_7B)]:
+            with self.subTest(family=family, tied=spec["config"].get("tie_word_embeddings")):
+                folder = self.fresh(family)
+                build(folder, spec)
+                ckpt = alone(self, self.forward(family, folder))
+                back = self.fresh("back/")
+                p = run("convert", "--rules", RULES[family], "--input", ckpt, "--output", back,
+                        "--reverse")
+                expected = {k: v for k, v in self.source_records(folder, spec).items()
+                            if not k.endswith("rotary_emb.inv_freq")}
+                if spec["config"].get("tie_word_embeddings"):
+                    # Only config.json says the head is tied: without it the head is written,
+                    # equal to the embedding, and the summary says where the choice came from.
+                    expected["lm_head.weight"] = expected["model.embed_tokens.weight"]
+                    self.assertIn("parameter tie_word_embeddings = false (default)", p.stderr)
+                self.assert_records(read_any(back.rstrip("/")), expected, family)
+                self.assertIn("parameter vocab = %d (solved from" % spec["config"]["vocab_size"],
+                              p.stderr)
+
+    def test_a_tied_head_needs_only_the_flag_back(self):
+        folder = self.fresh("qwen2")
+        build(folder, FAMILIES["qwen2"])
+        ckpt = alone(self, self.forward("qwen2", folder))
+        back = self.fresh("back/")
+        cw_convert(RULES["qwen2"], ckpt, back, "--set", "tie_word_embeddings=true", reverse=True)
+        self.assert_records(read_any(back.rstrip("/")), self.source_records(folder, FAMILIES["qwen2"]))
+
+
+class OneRankOfADistributedCheckpoint(FamilyTest):
+    """A real rank file of a 2-way tensor-parallel MindSpore run (golden-stick, tests/data/
+    external/mindspore-distributed): its embedding is whole, its head holds half the vocabulary.
+    On its own it is not a model, and the shapes say so."""
+
+    def test_each_rank_alone_is_refused_naming_the_half_head(self):
+        base = os.path.join(EXTERNAL, "mindspore-distributed/golden-stick-llama2-2p")
+        for rank in (0, 1):
+            with self.subTest(rank=rank):
+                ckpt = alone(self, os.path.join(base, f"rank_{rank}", "fp16.ckpt"))
+                out = self.fresh("out/")
+                p = self.assert_fails(["--model", "llama", "--reversed", "--input_path", ckpt,
+                                       "--output_path", out], 1,
+                                      '"lm_head.weight" is [16000, 40]',
+                                      "declares [vocab, hidden_size] = [32000, 40]",
+                                      "vocab = 32000 (solved from model.tok_embeddings."
+                                      "embedding_weight dim 0)",
+                                      "one rank of a distributed (tensor-parallel) checkpoint")
+                self.assertFalse(os.path.exists(out), p.stderr)
 
 
 class TiedHead(FamilyTest):
