@@ -4,6 +4,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -66,9 +67,9 @@ struct PlanContext {
   std::vector<InputMatch> ambiguous;
   // Placeholder tuples the coverage checks have enumerated so far (plan_groups.cc caps them).
   uint64_t coverage_nodes = 0;
-  // An input does not have the shape its rule declares: the outputs' declared shapes are not
-  // checked then, as they would only repeat that problem.
-  bool input_shape_failed = false;
+  // Inputs that do not have the shape their rule declares (already reported): no step is made
+  // for them, as its op checks would only repeat the problem.
+  std::set<uint64_t> misshapen;
 
   void Fail(ErrorCode code, const std::string& message, const Location& where) {
     errors.emplace_back(code, message, where);

@@ -26,7 +26,9 @@ bool ReadsAny(const Expr& e, const std::set<std::string>& names) {
   return false;
 }
 
-// Parameters some declared shape mentions that nothing gives a value: the ones to solve.
+// Parameters some declared shape mentions that nothing gives a value: the ones to solve. A default
+// computed from other parameters derives the value from them, so it is checked, not replaced;
+// a constant default is a guess the shapes may overrule.
 std::set<std::string> Unknowns(const RuleSet& rules, const PlanOptions& options) {
   const ParamResolver given(rules, options.params);
   std::set<std::string> out;
@@ -36,7 +38,8 @@ std::set<std::string> Unknowns(const RuleSet& rules, const PlanOptions& options)
         for (const Expr& size : shape) {
           for (const std::string& n : size.Names()) {
             const ParamDecl* p = rules.FindParam(n);
-            if (p && !given.Given(*p) && !given.Detected(*p))
+            if (p && !given.Given(*p) && !given.Detected(*p) &&
+                (!p->default_value || p->default_value->AsConstant()))
               out.insert(n);
           }
         }
@@ -61,22 +64,35 @@ std::vector<std::optional<int64_t>> Evaluate(PlanContext& ctx, const DerivedShap
 }
 
 // "vocab = 32000 (solved from model.tok_embeddings.embedding_weight dim 0)" for each parameter
-// the sizes read.
+// the sizes read, and for those the computed defaults among them read.
 std::string Provenance(PlanContext& ctx, const DerivedShape& shape) {
   std::set<std::string> names;
+  std::vector<std::string> todo;
   for (const auto& size : shape) {
     if (size) {
       for (const std::string& n : size->Names())
-        names.insert(n);
+        todo.push_back(n);
+    }
+  }
+  while (!todo.empty()) {
+    const std::string n = todo.back();
+    todo.pop_back();
+    const ParamDecl* p = ctx.rules.FindParam(n);
+    const auto it = ctx.params.resolved().find(n);
+    if (!p || it == ctx.params.resolved().end() || !names.insert(n).second)
+      continue;
+    if (it->second.source == "default" && !p->default_value->AsConstant()) {
+      for (const std::string& m : p->default_value->Names())
+        todo.push_back(m);
     }
   }
   std::string s;
   for (const std::string& n : names) {
-    const auto it = ctx.params.resolved().find(n);
-    if (it == ctx.params.resolved().end())
-      continue;
-    s += (s.empty() ? "" : "; ") + n + " = " + it->second.value.ToString() + " (" +
-         it->second.source + ")";
+    const auto& r = ctx.params.resolved().at(n);
+    const ParamDecl* p = ctx.rules.FindParam(n);
+    const bool computed = r.source == "default" && !p->default_value->AsConstant();
+    s += (s.empty() ? "" : "; ") + n + " = " + r.value.ToString() + " (" +
+         (computed ? "default " + p->default_value->text() : r.source) + ")";
   }
   return s;
 }
@@ -111,8 +127,8 @@ std::string Hints(PlanContext& ctx, const DerivedShape& shape,
       const auto it = ctx.params.resolved().find(n);
       if (s.empty() && it != ctx.params.resolved().end() &&
           it->second.source.rfind("config", 0) == 0) {
-        return "\n  hint: " + n + " comes from " + ctx.params.inputs().config.file +
-               ": is that the config.json of this checkpoint?";
+        return "\n  hint: values come from " + ctx.params.inputs().config.file +
+               ": is it the config.json of this checkpoint?";
       }
     }
   }
@@ -249,12 +265,12 @@ void CheckSourceShapes(PlanContext& ctx, const std::vector<std::optional<InputMa
     const TensorInfo& t = ctx.inventory[i];
     if (Fits(want, t.shape))
       continue;
+    ctx.misshapen.insert(i);
     if (auto r = reported.find(key); r != reported.end()) {
       ++r->second.second;
       continue;
     }
     reported[key] = {ctx.errors.size(), 0};
-    ctx.input_shape_failed = true;
     const Location at = a.source_shapes_declared && !shape->empty() && (*shape)[0]
                             ? (*shape)[0]->where()
                             : a.rule->where;
@@ -279,7 +295,7 @@ void CheckSourceShapes(PlanContext& ctx, const std::vector<std::optional<InputMa
 bool CheckTargetShape(PlanContext& ctx, const Rule& rule, size_t pattern, const Bindings& bound,
                       const TensorInfo& output) {
   const auto& declared = rule.shapes(ctx.target);
-  if (pattern >= declared.size() || ctx.input_shape_failed)
+  if (pattern >= declared.size())
     return true;
   const DerivedShape shape(declared[pattern].begin(), declared[pattern].end());
   const auto want = Evaluate(ctx, shape, bound);

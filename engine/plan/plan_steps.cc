@@ -51,6 +51,12 @@ bool FinishOutputs(PlanContext& ctx, const Rule& rule, PlanStep& step) {
 std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
   const ActiveRule& a = ctx.active[g.active];
   const Rule& rule = *a.rule;
+  for (const auto& member : g.members) {
+    for (const auto& [over_value, input] : member) {
+      if (ctx.misshapen.count(input))
+        return std::nullopt;
+    }
+  }
   PlanStep step;
   step.rule = rule.where;
   std::vector<ChainSlot> slots;

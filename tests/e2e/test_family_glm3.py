@@ -17,7 +17,7 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family_lib import (SOURCE, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
+from family_lib import (SOURCE, alone, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
                         record, run, seeded, seed_convert, write_hf_folder)
 from family_lib import convert as cw_convert  # noqa: E402
 from cw_testlib import TempDirTest  # noqa: E402
@@ -163,6 +163,30 @@ class Glm3Test(TempDirTest):
         src = self.source(folder)
         del src[INV_FREQ]
         self.assertEqual(read_bin(back), src, variant)
+
+    def test_reverse_from_the_ckpt_alone_where_the_shapes_give_the_sizes(self):
+        folder, _, _ = self.make()
+        src = self.source(folder)
+        del src[INV_FREQ]
+        for variant in ("default", "mlp_split"):
+            args = VARIANTS[variant][0]
+            ckpt = folder + f"_{variant}.ckpt"
+            cw_convert(RULES, folder, ckpt, *args)
+            back = self.path(f"alone_{variant}.bin")
+            # The layout flags are the user's choice, not a size: they are given back.
+            cw_convert(RULES, alone(self, ckpt), back, *args, reverse=True)
+            self.assertEqual(read_bin(back), src, variant)
+
+    def test_reverse_split_from_the_ckpt_alone_names_the_head_count_to_give(self):
+        folder, _, _ = self.make()
+        ckpt = folder + "_split.ckpt"
+        cw_convert(RULES, folder, ckpt, *VARIANTS["qkv_split"][0])
+        p = run("convert", "--rules", RULES, "--input", alone(self, ckpt), "--output",
+                self.path("x.bin"), "--reverse", *VARIANTS["qkv_split"][0], check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("parameter heads has no value: give --set heads=... or a config.json with "
+                      "num_attention_heads", p.stderr)
+        self.assertFalse(os.path.exists(self.path("x.bin")))
 
     def test_default_keeps_query_key_value_and_dense_h_to_4h_fused(self):
         self.check_variant("default", *self.make())

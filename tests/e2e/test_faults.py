@@ -28,16 +28,17 @@ QWEN = os.path.join(SOURCE, "tests/data/qwen2_tiny")
 QWEN_RULES = os.path.join(SOURCE, "rules/qwen2.yaml")
 LLAMA_RULES = os.path.join(SOURCE, "rules/llama.yaml")
 
-BIG_ROWS = 65536  # x 1024 float32: a 256 MiB embedding, long enough to stop in the middle
+BIG_ROWS = 32768  # x 1024 float32: a 128 MiB embedding and head, long enough to stop in the middle
 EARLY_BYTES = 32 << 20  # output bytes written when stopped, below which the fault is mid-write
 
 
 def write_big_hf_folder(folder):
-    """A llama-named HF folder with no layers and a 256 MiB zero embedding, written sparse so that
-    making it costs no disk time. Its times are set an hour back so that any later write shows."""
+    """A llama-named HF folder with no layers and 256 MiB of zero embedding and head ([vocab, hidden]
+    each, as the rules declare), written sparse so that making it costs no disk time. Its times are
+    set an hour back so that any later write shows."""
     os.mkdir(folder)
     tensors = [("model.embed_tokens.weight", [BIG_ROWS, 1024]), ("model.norm.weight", [1024]),
-               ("lm_head.weight", [16, 1024])]
+               ("lm_head.weight", [BIG_ROWS, 1024])]
     header, offset = {}, 0
     for name, shape in tensors:
         size = 4 * shape[0] * (shape[1] if len(shape) > 1 else 1)
