@@ -17,7 +17,7 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family_lib import (FamilyTestCase, SOURCE, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
+from family_lib import (FamilyTestCase, SOURCE, alone, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
                         read_hf_folder, record, run, seeded, seed_convert, write_hf_folder)
 from family_lib import convert as cw_convert  # noqa: E402
 
@@ -285,11 +285,14 @@ class Layers(Gpt2Test):
 
 
 class RoundTrip(Gpt2Test):
-    def test_original_bin_reverse_is_byte_identical(self):
+    def test_original_bin_reverse_from_the_ckpt_alone_is_byte_identical(self):
         src, _ = self.original()
-        ckpt = self.forward(src)
+        ckpt = alone(self, self.forward(src))
         back = self.reverse(ckpt, "back.bin")
         self.assertEqual(read_bin(back), read_bin(src))
+        plan = run("plan", "--rules", RULES, "--input", ckpt, "--reverse").stdout
+        for size in ("vocab", "positions", "hidden_size"):
+            self.assertRegex(plan, rf"parameter {size} = \d+ \(solved from ")
 
     def test_prefixed_export_reverse_with_the_prefix_is_byte_identical_but_the_tied_head(self):
         folder, named = self.exported(dtype=torch.float16, buffers="bool")

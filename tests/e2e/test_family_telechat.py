@@ -18,7 +18,7 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family_lib import (FamilyTestCase, SOURCE, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
+from family_lib import (FamilyTestCase, SOURCE, alone, expected_names, randn, read_any, read_bin, read_ckpt,  # noqa: E402
                         record, run, seeded, seed_convert, write_hf_folder)
 from family_lib import convert as cw_convert  # noqa: E402
 
@@ -225,6 +225,16 @@ class RoundTrip(TelechatTest):
                 with self.subTest(variant=variant, out=out):
                     back = self.reverse(fits, ckpt, out, *extra)
                     self.assertEqual(read_any(back.rstrip("/")), self.source_records(folder))
+
+    def test_every_variant_reverses_from_the_ckpt_alone(self):
+        for variant, (_, _, prefix, _, _, fits) in VARIANTS.items():
+            with self.subTest(variant=variant):
+                folder, _ = self.build(variant)
+                ckpt = alone(self, self.forward("telechat_12b", folder, variant + ".ckpt"))
+                # The spelling of a re-saved 7B file is the user's choice, not in the weights.
+                extra = ["--set", "hf_prefix=transformer."] if prefix and fits == "telechat_7b" else []
+                back = self.reverse(fits, ckpt, variant + "_alone.bin", *extra)
+                self.assertEqual(read_bin(back), self.source_records(folder))
 
     def test_seed_reverse_uses_the_telechat_type(self):
         for variant in ("7b", "12b"):
