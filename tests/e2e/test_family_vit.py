@@ -15,7 +15,7 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family_lib import (checkpoint_pb2, convert, expected_names, randn, read_ckpt,  # noqa: E402
+from family_lib import (alone, checkpoint_pb2, convert, expected_names, randn, read_ckpt,  # noqa: E402
                         record, seed_convert, seeded)
 from cw_testlib import SOURCE, TempDirTest, run  # noqa: E402
 
@@ -164,10 +164,10 @@ class PthFamilyTest(TempDirTest):
         self.assertEqual(set(os.listdir(self.tmp)), before)
 
     def assert_round_trip(self, rules, pth, ckpt, *extra):
-        """Reverse of the forward output: a torch.save file {"model": ...} equal to the input's
-        model dict in names, dtypes, shapes and bytes."""
+        """Reverse of the forward output, from the .ckpt alone in a folder of its own: a torch.save
+        file {"model": ...} equal to the input's model dict in names, dtypes, shapes and bytes."""
         back = ckpt + ".back.pth"
-        convert(rules, ckpt, back, *extra, reverse=True)
+        convert(rules, alone(self, ckpt), back, *extra, reverse=True)
         self.assertEqual(list(torch.load(back, weights_only=True)), ["model"])
         self.assertEqual(model_records(back), model_records(pth))
         return back
