@@ -79,6 +79,21 @@ bool SelectOne(PlanContext& ctx, size_t index, ActiveRule& a) {
   return true;
 }
 
+// "layer = 1; mlp_only_layers = [0, 1] (config mlp_only_layers)": the values a condition read.
+std::string ValuesRead(PlanContext& ctx, const std::vector<std::string>& read, const Bindings& b) {
+  std::string s;
+  for (const std::string& n : std::set<std::string>(read.begin(), read.end())) {
+    s += s.empty() ? "" : "; ";
+    if (auto it = b.find(n); it != b.end())
+      s += n + " = " + it->second.ToString();
+    else if (auto r = ctx.params.resolved().find(n); r != ctx.params.resolved().end())
+      s += n + " = " + r->second.value.ToString() + " (" + r->second.source + ")";
+    else
+      s += n + " has no value";
+  }
+  return s;
+}
+
 // Why a pattern match does not count, or "" when it does.
 std::string Rejection(PlanContext& ctx, const ActiveRule& a, const Bindings& b) {
   for (const auto& [name, value] : b) {
@@ -106,14 +121,25 @@ std::string Rejection(PlanContext& ctx, const ActiveRule& a, const Bindings& b) 
     }
   }
   if (a.when_per_match) {
-    auto on = a.rule->when->EvaluateBool(ctx.params.Lookup(&b), "when");
+    const NameLookup lookup = ctx.params.Lookup(&b);
+    std::vector<std::string> read;  // the names the evaluation asked for, to show their values
+    const NameLookup recording(
+        [&](const std::string& n) {
+          read.push_back(n);
+          return lookup(n);
+        },
+        [&](const std::string& n) {
+          read.push_back(n);
+          return lookup.HasValue(n);
+        });
+    auto on = a.rule->when->EvaluateBool(recording, "when");
     if (!on.ok()) {
       ctx.Add(std::move(on).error().With("matching rule " + a.rule->Label()));
       return "error";
     }
     if (!*on)
       return "matches rule " + a.rule->Label() + " but its when \"" + a.rule->when->text() +
-             "\" is false";
+             "\" is false: " + ValuesRead(ctx, read, b);
   }
   return "";
 }

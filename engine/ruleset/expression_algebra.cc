@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <numeric>
+#include <set>
 
 #include "engine/ruleset/expression_node.h"
 
@@ -212,17 +213,45 @@ bool Reads(const ExprNode& n, const std::string& name) {
   return false;
 }
 
+std::optional<Value> KnownValue(const ExprNode& n, const std::map<std::string, Value>& known) {
+  const NodePtr view(NodePtr{}, &n);  // not owning: `n` outlives the evaluation
+  const auto v = Build(view, Location{})
+                     .Evaluate([&](const std::string& name) -> Result<std::optional<Value>> {
+                       if (auto it = known.find(name); it != known.end())
+                         return std::optional(it->second);
+                       return Error(ErrorCode::kPlanInvalid, "unknown");
+                     });
+  return v.ok() ? std::optional(*v) : std::nullopt;
+}
+
 std::optional<int64_t> Known(const ExprNode& n, const std::map<std::string, Value>& known) {
-  const auto v =
-      Build(std::shared_ptr<const ExprNode>(std::shared_ptr<const ExprNode>{}, &n), Location{})
-          .Evaluate([&](const std::string& name) -> Result<std::optional<Value>> {
-            if (auto it = known.find(name); it != known.end())
-              return std::optional(it->second);
-            return Error(ErrorCode::kPlanInvalid, "unknown");
-          });
-  if (!v.ok() || v->type() != ValueType::kInt)
+  const auto v = KnownValue(n, known);
+  if (!v || v->type() != ValueType::kInt)
     return std::nullopt;
   return v->as_int();
+}
+
+// `n` with every if() whose condition `known` decides replaced by the branch it takes.
+NodePtr Prune(const NodePtr& n, const std::map<std::string, Value>& known) {
+  if (n->kind == NodeKind::kCall && n->name == "if") {
+    const auto c = KnownValue(*n->args[0], known);
+    if (c && c->type() == ValueType::kBool)
+      return Prune(n->args[c->as_bool() ? 1 : 2], known);
+  }
+  std::vector<NodePtr> args;
+  bool changed = false;
+  for (const NodePtr& a : n->args) {
+    args.push_back(Prune(a, known));
+    changed = changed || args.back() != a;
+  }
+  return changed ? Node(n->kind, n->name, std::move(args)) : n;
+}
+
+void CollectNames(const ExprNode& n, std::set<std::string>& out) {
+  if (n.kind == NodeKind::kName)
+    out.insert(n.name);
+  for (const NodePtr& a : n.args)
+    CollectNames(*a, out);
 }
 
 // Walks down from `n` (whose value must be `target`) to the name, inverting each operator.
@@ -311,8 +340,11 @@ std::optional<bool> SameValue(const Expr& a, const Expr& b) {
 
 std::optional<Solution> SolveFor(const Expr& expr, int64_t target,
                                  const std::map<std::string, Value>& known) {
+  const NodePtr pruned = Prune(expr.node(), known);
+  std::set<std::string> names;
+  CollectNames(*pruned, names);
   std::string unknown;
-  for (const std::string& name : expr.Names()) {
+  for (const std::string& name : names) {
     if (known.count(name))
       continue;
     if (!unknown.empty())
@@ -321,7 +353,7 @@ std::optional<Solution> SolveFor(const Expr& expr, int64_t target,
   }
   if (unknown.empty())
     return std::nullopt;
-  return Invert(*expr.node(), target, unknown, known, true);
+  return Invert(*pruned, target, unknown, known, true);
 }
 
 }  // namespace cw

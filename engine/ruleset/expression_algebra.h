@@ -29,7 +29,8 @@ Expr QuotientOf(const Expr& a, const Expr& b, const Location& where);
 std::optional<bool> SameValue(const Expr& a, const Expr& b);
 
 // `expr` = `target` solved for the one name of `expr` that `known` does not hold, when the path
-// from the root to it is made of + - * / and unary minus, with the other operands known.
+// from the root to it is made of + - * / and unary minus, with the other operands known (an
+// if() whose condition `known` decides counts as the branch it takes).
 // nullopt when there is no such name, more than one, or the path cannot be inverted; the value
 // may then still be checked by evaluation. `exact` is false when a division on the way left a
 // remainder (no integer value can satisfy the equation).

@@ -67,6 +67,19 @@ TEST_SUITE("ruleset.expression_algebra") {
     CHECK(SolveFor(E("v"), 32000, {})->value == 32000);
   }
 
+  TEST_CASE("an if() whose condition is known is solved through the branch it takes") {
+    auto s = SolveFor(E("if(p == 'down', hidden, ffn)"), 96,
+                      {{"p", Value::String("up")}, {"hidden", Value::Int(32)}});
+    REQUIRE(s);
+    CHECK(s->name == "ffn");
+    CHECK(s->value == 96);
+    // The other branch's unknown does not count.
+    s = SolveFor(E("if(p == 'down', hidden, ffn)"), 32, {{"p", Value::String("down")}});
+    REQUIRE(s);
+    CHECK(s->name == "hidden");
+    CHECK_FALSE(SolveFor(E("if(p == 'down', hidden, ffn)"), 32, {}));
+  }
+
   TEST_CASE("no solution without exactly one unknown name or through other operators") {
     CHECK_FALSE(SolveFor(E("a * b"), 6, {}));
     CHECK_FALSE(SolveFor(E("4"), 4, {}));
