@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <set>
 
+#include "engine/ruleset/expression_algebra.h"
+#include "engine/ruleset/expression_node.h"
 #include "engine/ruleset/rule_file.h"
+#include "engine/ruleset/shape_flow.h"
 
 namespace cw {
 namespace {
@@ -248,6 +251,151 @@ void CheckRopeHeads(const RuleSet& rs, std::vector<Error>& out) {
   }
 }
 
+// Every combination of the bool and enumerated string parameters the op conditions of `rule`
+// read (at most kMaxScenarios; past that, the rest stay undecided).
+std::vector<std::map<std::string, Value>> OpScenarios(const RuleSet& rs, const Rule& rule) {
+  std::vector<std::map<std::string, Value>> out(1);
+  for (const auto* chain : {&rule.ops, &rule.reverse_ops}) {
+    for (const OpSpec& op : *chain) {
+      if (!op.when)
+        continue;
+      for (const std::string& n : op.when->Names()) {
+        const ParamDecl* p = rs.FindParam(n);
+        std::vector<Value> values;
+        if (p && p->type == ValueType::kBool)
+          values = {Value::Bool(false), Value::Bool(true)};
+        else if (p && p->type == ValueType::kString)
+          values = p->allowed;
+        if (values.empty() || out.front().count(n) || out.size() * values.size() > kMaxScenarios)
+          continue;
+        std::vector<std::map<std::string, Value>> next;
+        for (const auto& s : out) {
+          for (const Value& v : values) {
+            next.push_back(s);
+            next.back()[n] = v;
+          }
+        }
+        out = std::move(next);
+      }
+    }
+  }
+  return out;
+}
+
+// The shapes a rule declares against its ops: each side's declaration carried through the chain
+// must agree with every size an op states and with what the other side declares.
+void CheckShapes(const RuleSet& rs, std::vector<Error>& out) {
+  for (const Rule& rule : rs.rules) {
+    std::set<std::string> seen;
+    bool sides_differ = false;  // reported once: the other direction says the same
+    auto report = [&](Error e) {
+      if (seen.insert(e.ToString()).second)
+        out.push_back(std::move(e));
+    };
+    for (const auto& scenario : OpScenarios(rs, rule)) {
+      const OpCondition when = [&](const Expr& e) -> std::optional<bool> {
+        auto v = e.EvaluateBool(
+            [&](const std::string& n) -> Result<std::optional<Value>> {
+              if (auto it = scenario.find(n); it != scenario.end())
+                return std::optional(it->second);
+              return Error(ErrorCode::kRuleInvalid, "undecided in lint");
+            },
+            "when");
+        return v.ok() ? std::optional(*v) : std::nullopt;
+      };
+      for (Side from : {Side::kHf, Side::kMs}) {
+        const Side to = from == Side::kHf ? Side::kMs : Side::kHf;
+        ShapeFlow flow = FlowShapes(rs, rule, from, when);
+        for (Error& e : flow.findings)
+          report(std::move(e));
+        const auto& declared = rule.shapes(to);
+        for (size_t i = 0; i < declared.size() && i < flow.shapes.size(); ++i) {
+          if (!flow.shapes[i])
+            continue;
+          const DerivedShape& derived = *flow.shapes[i];
+          bool differs = derived.size() != declared[i].size();
+          for (size_t d = 0; !differs && d < derived.size(); ++d)
+            differs = derived[d] && SameValue(*derived[d], declared[i][d]) == false;
+          if (!differs || sides_differ)
+            continue;
+          sides_differ = true;
+          report(Error(ErrorCode::kRuleInvalid,
+                       std::string(SideName(to)) + " pattern \"" + rule.side(to)[i].text() +
+                           "\" declares " + ShapeText(declared[i]) + ", but the " + SideName(from) +
+                           " shapes through the ops make it " + ShapeText(derived),
+                       declared[i].empty() ? rule.where : declared[i][0].where()));
+        }
+      }
+    }
+  }
+}
+
+// Conditions that no rule uses, directly or through other conditions.
+void CheckUnusedConditions(const RuleSet& rs, std::vector<Error>& out) {
+  std::set<std::string> used;
+  auto collect = [&](const std::optional<Expr>& e) {
+    if (e) {
+      for (const std::string& c : e->Conditions())
+        used.insert(c);
+    }
+  };
+  for (const Rule& r : rs.rules) {
+    collect(r.when);
+    collect(r.optional);
+    if (r.tied)
+      collect(r.tied->when);
+    for (const OpSpec& op : r.ops)
+      collect(op.when);
+  }
+  for (const ConditionDecl& c : rs.conditions) {
+    if (!used.count(c.name))
+      out.emplace_back(ErrorCode::kRuleInvalid, "condition " + c.name + " is not used", c.where);
+  }
+}
+
+bool IsList(const RuleSet& rs, const ExprNode& n) {
+  if (n.kind == NodeKind::kList)
+    return true;
+  const ParamDecl* p = n.kind == NodeKind::kName ? rs.FindParam(n.name) : nullptr;
+  return p && p->type == ValueType::kList;
+}
+
+void FindListComparisons(const RuleSet& rs, const ExprNode& n, const Expr& e,
+                         std::vector<Error>& out) {
+  if (n.kind == NodeKind::kBinary && (n.name == "==" || n.name == "!=") &&
+      (IsList(rs, *n.args[0]) || IsList(rs, *n.args[1]))) {
+    out.emplace_back(ErrorCode::kRuleInvalid,
+                     "\"" + e.text() + "\" compares a list with " + n.name +
+                         "; test membership with \"in\" (or len() for its size)",
+                     e.where());
+    return;
+  }
+  if (n.kind == NodeKind::kCondition)
+    return;  // checked where the condition is defined
+  for (const auto& a : n.args)
+    FindListComparisons(rs, *a, e, out);
+}
+
+// A list compared with == (almost always a mistake for `in`).
+void CheckListComparisons(const RuleSet& rs, std::vector<Error>& out) {
+  auto check = [&](const std::optional<Expr>& e) {
+    if (e)
+      FindListComparisons(rs, *e->node(), *e, out);
+  };
+  for (const ConditionDecl& c : rs.conditions)
+    check(c.expr);
+  for (const ParamDecl& p : rs.params)
+    check(p.default_value);
+  for (const Rule& r : rs.rules) {
+    check(r.when);
+    check(r.optional);
+    if (r.tied)
+      check(r.tied->when);
+    for (const OpSpec& op : r.ops)
+      check(op.when);
+  }
+}
+
 }  // namespace
 
 std::vector<Error> LintRuleSet(const RuleSet& rules) {
@@ -257,6 +405,9 @@ std::vector<Error> LintRuleSet(const RuleSet& rules) {
   overlap.Run(Side::kMs, out);
   CheckTied(rules, out);
   CheckRopeHeads(rules, out);
+  CheckShapes(rules, out);
+  CheckUnusedConditions(rules, out);
+  CheckListComparisons(rules, out);
   return out;
 }
 

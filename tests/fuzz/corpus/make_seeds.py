@@ -212,6 +212,34 @@ rules_seed("gpt2_prefixed_inventory.yaml", bundled("gpt2"), gpt2, {"n_layer": 3}
 rules_seed("gpt2_fewer_layers_inventory.yaml", bundled("gpt2"), gpt2, {}, sets=["layers=2"],
            cast="f16")
 
+# The rule language's lists, named conditions, value maps and shapes (the Qwen3-MoE-shaped test
+# file), with a config and without one (shapes solved, layout read off the names).
+with open(os.path.join(REPO, "tests", "data", "rules", "qwen3_moe_like.yaml")) as f:
+    qwen3_moe_like = f.read()
+moe = [("model.embed_tokens.weight", "BF16", [12, 8]), ("model.norm.weight", "BF16", [8]),
+       ("lm_head.weight", "BF16", [12, 8])]
+for i in range(2):
+    p = f"model.layers.{i}."
+    moe += [(p + "input_layernorm.weight", "BF16", [8]),
+            (p + "post_attention_layernorm.weight", "BF16", [8]),
+            (p + "self_attn.q_proj.weight", "BF16", [8, 8]),
+            (p + "self_attn.k_proj.weight", "BF16", [4, 8]),
+            (p + "self_attn.v_proj.weight", "BF16", [4, 8]),
+            (p + "self_attn.o_proj.weight", "BF16", [8, 8]),
+            (p + "self_attn.q_norm.weight", "BF16", [4]), (p + "self_attn.k_norm.weight", "BF16", [4])]
+moe += [(f"model.layers.0.mlp.{proj}.weight", "BF16", shape)
+        for proj, shape in (("gate_proj", [10, 8]), ("up_proj", [10, 8]), ("down_proj", [8, 10]))]
+moe.append(("model.layers.1.mlp.gate.weight", "BF16", [2, 8]))
+for e in range(2):
+    moe += [(f"model.layers.1.mlp.experts.{e}.{proj}.weight", "BF16", shape)
+            for proj, shape in (("gate_proj", [6, 8]), ("up_proj", [6, 8]), ("down_proj", [8, 6]))]
+MOE_CONFIG = {"num_hidden_layers": 2, "vocab_size": 12, "hidden_size": 8, "num_attention_heads": 2,
+              "num_key_value_heads": 1, "head_dim": 4, "intermediate_size": 10,
+              "moe_intermediate_size": 6, "num_experts": 2, "mlp_only_layers": [0],
+              "decoder_sparse_step": 1}
+rules_seed("qwen3_moe_like_inventory.yaml", qwen3_moe_like, moe, MOE_CONFIG)
+rules_seed("qwen3_moe_like_solved_inventory.yaml", qwen3_moe_like, moe)
+
 # The ops no bundled file uses, each written forward and planned both ways.
 OPS_RULES = """name: ops
 params:
