@@ -81,6 +81,10 @@ int main(int argc, char** argv) {
     convert_cmd->add_option("--max-memory", convert.max_memory, "Cap on tensor bytes held at once");
     convert_cmd->add_flag("--force", convert.force, "Replace an existing output");
     convert_cmd->add_flag("--quiet", convert.quiet, "No progress and no summary");
+    convert_cmd->allow_extras();
+    convert_cmd->footer(
+        "Other --KEY VALUE options set the rule parameter of that name or flag, as in "
+        "the reference tool's form (--layers 4, --use_gmm true).");
 
     cw::PlanRequest plan;
     std::vector<std::string> plan_sets;
@@ -91,6 +95,7 @@ int main(int argc, char** argv) {
     plan_cmd->add_flag("--reverse", plan.reverse, "MindSpore -> HuggingFace/PyTorch");
     plan_cmd->add_option("--dtype", plan.dtype, "Cast floating tensors: fp32, fp16 or bf16");
     plan_cmd->add_flag("--json", plan.json, "Machine-readable output");
+    plan_cmd->allow_extras();
 
     cw::LintRequest lint;
     std::vector<std::string> lint_sets;
@@ -133,11 +138,16 @@ int main(int argc, char** argv) {
     if (*convert_cmd) {
       if (int rc = Report(ParseSets(convert_sets, convert.rules.set)); rc != 0)
         return rc;
+      if (int rc = Report(cw::cli::AddFlagSets(convert_cmd->remaining(), convert.rules.set));
+          rc != 0)
+        return rc;
       convert.progress = isatty(STDERR_FILENO) != 0;
       return Report(cw::Convert(convert, std::cerr));
     }
     if (*plan_cmd) {
       if (int rc = Report(ParseSets(plan_sets, plan.rules.set)); rc != 0)
+        return rc;
+      if (int rc = Report(cw::cli::AddFlagSets(plan_cmd->remaining(), plan.rules.set)); rc != 0)
         return rc;
       return Report(cw::PrintPlan(plan, std::cout, std::cerr));
     }

@@ -10,6 +10,36 @@ namespace {
 // way to say so; the reference requires a value.
 const std::set<std::string> kOptionalValue = {"is_pretrain", "qkv_concat", "is_lora"};
 
+using Options = std::vector<std::pair<std::string, std::string>>;
+
+// `--KEY VALUE`, `--KEY=VALUE`, and the keys in `flags` alone, in order.
+Result<Options> SplitOptions(const std::vector<std::string>& args,
+                             const std::set<std::string>& flags) {
+  Options out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
+      return Error(ErrorCode::kUsage, "unexpected argument \"" + arg + "\": options start with --");
+    }
+    std::string key = arg.substr(2);
+    std::string value;
+    if (const size_t eq = key.find('='); eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+    } else if (!flags.count(key)) {
+      if (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) {
+        value = args[++i];
+      } else if (kOptionalValue.count(key) != 0) {
+        value = "true";
+      } else {
+        return Error(ErrorCode::kUsage, "option --" + key + " needs a value");
+      }
+    }
+    out.emplace_back(std::move(key), std::move(value));
+  }
+  return out;
+}
+
 }  // namespace
 
 bool LooksLikeSeedCommand(const std::vector<std::string>& args) {
@@ -32,30 +62,8 @@ bool LooksLikeSeedCommand(const std::vector<std::string>& args) {
 Result<ConvertRequest> ParseSeedCommand(const std::vector<std::string>& args) {
   ConvertRequest r;
   r.progress = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
-      return Error(ErrorCode::kUsage, "unexpected argument \"" + arg + "\": options start with --");
-    }
-    std::string key = arg.substr(2);
-    std::string value;
-    bool has_value = false;
-    if (const size_t eq = key.find('='); eq != std::string::npos) {
-      value = key.substr(eq + 1);
-      key = key.substr(0, eq);
-      has_value = true;
-    }
-    const bool is_flag = key == "reversed" || key == "force" || key == "quiet";
-    const bool next_is_value = i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0;
-    if (!has_value && !is_flag) {
-      if (next_is_value) {
-        value = args[++i];
-      } else if (kOptionalValue.count(key) != 0) {
-        value = "true";
-      } else {
-        return Error(ErrorCode::kUsage, "option --" + key + " needs a value");
-      }
-    }
+  CW_ASSIGN_OR_RETURN(const Options options, SplitOptions(args, {"reversed", "force", "quiet"}));
+  for (const auto& [key, value] : options) {
     if (key == "model") {
       r.rules.model = value;
     } else if (key == "input_path") {
@@ -85,6 +93,13 @@ Result<ConvertRequest> ParseSeedCommand(const std::vector<std::string>& args) {
     return Error(ErrorCode::kUsage, "--model, --input_path and --output_path are required");
   }
   return r;
+}
+
+Status AddFlagSets(const std::vector<std::string>& args,
+                   std::vector<std::pair<std::string, std::string>>& sets) {
+  CW_ASSIGN_OR_RETURN(const Options options, SplitOptions(args, {}));
+  sets.insert(sets.end(), options.begin(), options.end());
+  return OkStatus();
 }
 
 }  // namespace cw::cli

@@ -22,4 +22,10 @@ bool LooksLikeSeedCommand(const std::vector<std::string>& args);
 // Parses the arguments after the program name. kUsage errors name the offending argument.
 Result<ConvertRequest> ParseSeedCommand(const std::vector<std::string>& args);
 
+// The reference tool's parameter flags after a subcommand (`convert --rules R --use_gmm true`):
+// each `--KEY VALUE` or `--KEY=VALUE` (a bare --is_pretrain, --qkv_concat or --is_lora: true)
+// appended to `sets` as --set KEY=VALUE. kUsage names an argument that is not such an option.
+Status AddFlagSets(const std::vector<std::string>& args,
+                   std::vector<std::pair<std::string, std::string>>& sets);
+
 }  // namespace cw::cli

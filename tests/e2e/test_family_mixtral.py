@@ -176,6 +176,21 @@ class MixtralTest(TempDirTest):
             for p in (a, b, back_a, back_b):
                 os.remove(p)
 
+    def test_seed_flags_after_convert_rules_mean_set(self):
+        folder, _, _ = self.make(3)
+        a, b, c = self.path("a.ckpt"), self.path("b.ckpt"), self.path("c.ckpt")
+        cw_convert(RULES, folder, a, "--set", "use_gmm=true")
+        cw_convert(RULES, folder, b, "--use_gmm", "true")
+        cw_convert(RULES, folder, c, "--use_gmm=true")
+        with open(a, "rb") as fa, open(b, "rb") as fb, open(c, "rb") as fc:
+            self.assertEqual(fa.read(), fb.read())
+            fa.seek(0)
+            self.assertEqual(fa.read(), fc.read())
+        p = run("convert", "--rules", RULES, "--input", folder, "--output", self.path("d.ckpt"),
+                "--use_gm", "true", check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn('unknown parameter "use_gm" (did you mean "use_gmm"?)', p.stderr)
+
     def test_lint_against_the_checkpoint_round_trips(self):
         folder, _, _ = self.make(11)
         for extra in ([], ["--set", "use_gmm=true"]):
