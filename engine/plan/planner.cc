@@ -1,6 +1,7 @@
 #include "engine/plan/planner.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -62,6 +63,42 @@ namespace {
 
 using NamedValues = std::vector<std::pair<std::string, std::string>>;
 
+// A parameter nothing gives a value fails everything that needs it: that cause comes first, once,
+// with a count of the problems it causes; the other problems follow, each once.
+std::vector<Error> ByCause(std::vector<Error> errors) {
+  std::vector<Error> causes, rest;
+  std::map<std::string, size_t> cause_index;  // message -> index in causes
+  std::vector<size_t> follow;                 // per cause: how many more problems it causes
+  std::set<std::string> seen;
+  for (Error& e : errors) {
+    if (!seen.insert(e.ToString()).second)
+      continue;
+    if (e.message().find(" has no value") == std::string::npos) {
+      rest.push_back(std::move(e));
+    } else if (auto it = cause_index.find(e.message()); it != cause_index.end()) {
+      ++follow[it->second];
+    } else {
+      cause_index[e.message()] = causes.size();
+      causes.push_back(std::move(e));
+      follow.push_back(0);
+    }
+  }
+  for (size_t i = 0; i < causes.size(); ++i) {
+    if (follow[i] == 0)
+      continue;
+    Error folded(causes[i].code(),
+                 causes[i].message() + "\n  (" + std::to_string(follow[i]) + " more problem" +
+                     (follow[i] == 1 ? " follows" : "s follow") + " from this)",
+                 causes[i].where());
+    for (const std::string& c : causes[i].context())
+      folded = std::move(folded).With(c);
+    causes[i] = std::move(folded);
+  }
+  for (Error& e : rest)
+    causes.push_back(std::move(e));
+  return causes;
+}
+
 // One planning run with fixed parameters.
 struct Attempt {
   PlanOutcome outcome;
@@ -89,12 +126,7 @@ Attempt CompileOnce(const RuleSet& rules, const std::vector<TensorInfo>& invento
   const std::vector<Group> groups = BuildGroups(ctx, matches, plan.dropped);
   BuildSteps(ctx, groups, plan);
   AddNotes(ctx, plan);
-  // A parameter that cannot be resolved fails every group that needs it: report it once.
-  std::set<std::string> seen;
-  for (Error& e : ctx.errors) {
-    if (seen.insert(e.ToString()).second)
-      out.outcome.errors.push_back(std::move(e));
-  }
+  out.outcome.errors = ByCause(std::move(ctx.errors));
   if (out.outcome.errors.empty())
     out.outcome.plan = std::move(plan);
   return out;

@@ -120,6 +120,23 @@ std::string Detected(const Plan& plan, const std::string& name) {
 }
 
 TEST_SUITE("plan.planner") {
+  TEST_CASE("a missing parameter comes first, once, with the count of problems it causes") {
+    const RuleSet rules = RulesText(R"(
+params:
+  n: {type: int, config: n}
+placeholders: {l: int}
+rules:
+  - {hf: "a.{l}", ms: "b.{l}", when: "l < n"}
+  - {hf: "c.{l}", ms: "d.{l}", when: "l < n"}
+)");
+    const PlanOutcome out = CompilePlan(rules, Named({"z", "a.0", "c.0"}), {});
+    REQUIRE(out.errors.size() == 2);
+    CHECK(out.errors[0].message().find("parameter n has no value") == 0);
+    CHECK(out.errors[0].message().find("(no config.json was given)") != std::string::npos);
+    CHECK(out.errors[0].message().find("(1 more problem follows from this)") != std::string::npos);
+    CHECK(out.errors[1].message().find("3 input tensors match no rule") != std::string::npos);
+  }
+
   TEST_CASE("a placeholder value map spells the values differently on the two sides") {
     const RuleSet rules = RulesText(R"(
 placeholders:
