@@ -75,7 +75,7 @@ Result<NamePattern> NamePattern::Parse(const std::string& text, const Location& 
                         "} need literal text between them",
                     i);
       }
-      p.segments_.push_back({kind, name, static_cast<int>(i)});
+      p.segments_.push_back({kind, name, static_cast<int>(i), {}});
       i = close + 1;
     } else if (text[i] == '}') {
       return fail("\"}\" without \"{\"", i);
@@ -85,7 +85,7 @@ Result<NamePattern> NamePattern::Parse(const std::string& text, const Location& 
         p.segments_.back().text += text.substr(i, end - i);
       else
         p.segments_.push_back(
-            {PatternSegment::Kind::kLiteral, text.substr(i, end - i), static_cast<int>(i)});
+            {PatternSegment::Kind::kLiteral, text.substr(i, end - i), static_cast<int>(i), {}});
       i = end;
     }
   }
