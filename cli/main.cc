@@ -111,8 +111,11 @@ int main(int argc, char** argv) {
 
     cw::InspectRequest inspect;
     CLI::App* inspect_cmd =
-        app.add_subcommand("inspect", "List the tensors of a checkpoint file or folder");
-    inspect_cmd->add_option("path", inspect.path, "Checkpoint file or folder")->required();
+        app.add_subcommand("inspect",
+                           "List the tensors of a checkpoint file or folder, or the layouts of a "
+                           "MindSpore parallel-strategy file or folder");
+    inspect_cmd->add_option("path", inspect.path, "Checkpoint or strategy file or folder")
+        ->required();
     inspect_cmd->add_flag("--json", inspect.json, "Machine-readable output");
 
     cw::RewriteRequest rewrite;

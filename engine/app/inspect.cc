@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cw/convert_weight.h"
+#include "engine/app/inspect_strategy.h"
 #include "engine/formats/checkpoint_io.h"
 
 namespace cw {
@@ -59,6 +60,8 @@ void PrintText(const CheckpointReader& reader, std::ostream& out) {
 }  // namespace
 
 Status Inspect(const InspectRequest& request, std::ostream& out, std::ostream& err) {
+  if (IsStrategyPath(request.path))
+    return InspectStrategy(request.path, request.json, out);
   std::string note;
   CW_ASSIGN_OR_RETURN(auto reader, OpenCheckpoint(request.path, &note));
   if (!note.empty())

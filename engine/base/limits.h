@@ -49,5 +49,12 @@ inline constexpr uint64_t kMaxExpressionDepth = 256;
 inline constexpr uint64_t kMaxJsonFileBytes = 256ull << 20;
 // Rule files are written by hand.
 inline constexpr uint64_t kMaxRuleFileBytes = 1ull << 20;
+// MindSpore parallel-strategy files take about 130 bytes per parameter and per operator (48 KB
+// for a 40-layer Llama): 256 MiB is room for over a million of each, while everything decoded
+// from a file stays a small multiple of its size.
+inline constexpr uint64_t kMaxStrategyFileBytes = 256ull << 20;
+// Devices in one pipeline stage (the product of a device matrix): far above any real cluster, low
+// enough that a list of every device's slice fits in memory.
+inline constexpr uint64_t kMaxDevicesPerStage = 1ull << 20;
 
 }  // namespace cw::limits

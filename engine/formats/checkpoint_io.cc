@@ -184,6 +184,8 @@ class FolderWriter final : public CheckpointWriter {
 
 }  // namespace
 
+std::optional<FileFormat> SniffFormat(ByteSpan bytes) { return Sniff(bytes); }
+
 Result<std::unique_ptr<CheckpointReader>> OpenCheckpoint(const fs::path& path, std::string* note) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);

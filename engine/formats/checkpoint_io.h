@@ -3,10 +3,12 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cw/error.h"
+#include "engine/base/bytes.h"
 #include "engine/formats/checkpoint.h"
 
 namespace cw {
@@ -17,6 +19,11 @@ namespace cw {
 // (e.g. safetensors preferred over .bin).
 Result<std::unique_ptr<CheckpointReader>> OpenCheckpoint(const std::filesystem::path& path,
                                                          std::string* note = nullptr);
+
+// Which reader understands these bytes, from their first bytes alone; nullopt for none.
+// Detection is by content so that a misnamed file is read correctly or refused by the right
+// reader with a precise message.
+std::optional<FileFormat> SniffFormat(ByteSpan bytes);
 
 enum class OutputKind { kSafetensorsFile, kTorchFile, kMindSporeFile, kSafetensorsFolder };
 

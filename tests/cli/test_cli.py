@@ -67,6 +67,79 @@ class Inspect(TempDirTest):
         self.assertIn("no such file", p.stderr)
 
 
+DISTRIBUTED = os.path.join(EXTERNAL, "mindspore-distributed")
+GOLDEN_STICK = os.path.join(DISTRIBUTED, "golden-stick-llama2-2p")
+PIPELINE = os.path.join(DISTRIBUTED, "mindformers-gpt2-pipeline-strategies")
+
+
+class InspectStrategy(TempDirTest):
+    """Parallel-strategy files, told from checkpoints by their bytes although named .ckpt."""
+
+    def row(self, stdout, name):
+        [line] = [l for l in stdout.splitlines() if l.split()[:1] == [name]]
+        return line.split()
+
+    def test_a_per_rank_strategy_lists_each_layout_and_the_part_each_rank_holds(self):
+        p = run("inspect", os.path.join(GOLDEN_STICK, "strategy/ckpt_strategy_rank_0.ckpt"))
+        lines = p.stdout.splitlines()
+        self.assertTrue(lines[0].startswith("MindSpore parallel strategy: 363 parameters, "
+                                            "363 operators, 1 pipeline stage (0), "
+                                            "2 devices per stage"), lines[0])
+        # name, stage, dev_matrix, tensor_map, opt_shard, slice, replicas
+        self.assertEqual(self.row(p.stdout, "model.layers.0.attention.wq.weight"),
+                         ["model.layers.0.attention.wq.weight", "0", "[2]", "[0,", "-1]", "-",
+                          "[1/2,", "1]", "1"])
+        self.assertEqual(self.row(p.stdout, "model.layers.0.attention.wo.weight")[6:8],
+                         ["[1,", "1/2]"])
+        self.assertEqual(self.row(p.stdout, "lm_head.weight")[3:], ["[-1,", "-1]", "-", "[1,",
+                                                                    "1]", "2"])
+        self.assertIn("dev_matrix [2], tensor_map [0, -1], opt_shard - (200 parameters): "
+                      "[0, 0] on rank 0; [1, 0] on rank 1", p.stdout)
+        self.assertIn("A strategy holds no shapes", p.stdout)
+
+    def test_a_merged_pipeline_strategy_shows_stages_and_global_ranks(self):
+        path = os.path.join(PIPELINE, "strategy_4_npus.ckpt")
+        p = run("inspect", path)
+        self.assertIn("2 pipeline stages (0,1), 2 devices per stage", p.stdout.splitlines()[0])
+        embedding = self.row(p.stdout, "backbone.embedding.word_embedding.embedding_table")
+        self.assertEqual(embedding[1], "0,1")
+        self.assertEqual(self.row(p.stdout, "backbone.blocks.1.attention.dense1.weight")[1], "1")
+        j = inspect(path)
+        [dense] = [x for x in j["parameters"]
+                   if x["name"] == "backbone.blocks.1.attention.dense1.weight"]
+        self.assertEqual([s["ranks"] for s in dense["stages"][0]["slices"]], [[2], [3]])
+
+    def test_data_parallel_replicas_are_the_ranks_that_share_a_slice(self):
+        j = inspect(os.path.join(PIPELINE, "strategy_8_npus.ckpt"))
+        self.assertEqual(j["devices_per_stage"], 4)
+        [dense] = [x for x in j["parameters"]
+                   if x["name"] == "backbone.blocks.0.attention.dense1.weight"]
+        self.assertEqual(dense["stages"][0]["dev_matrix"], [2, 2])
+        self.assertEqual(dense["stages"][0]["pieces"], [2, 1])
+        self.assertEqual([s["ranks"] for s in dense["stages"][0]["slices"]], [[0, 2], [1, 3]])
+
+    def test_a_folder_of_per_rank_strategies_is_read_as_one(self):
+        p = run("inspect", os.path.join(GOLDEN_STICK, "strategy"))
+        self.assertIn("363 parameters", p.stdout.splitlines()[0])
+        self.assertIn("ckpt_strategy_rank_1.ckpt: per-rank, stage 0, 363 layouts, 363 operators; "
+                      "skipped: an earlier file gives the same", p.stdout)
+
+    def test_a_rank_folder_beside_the_strategy_is_still_a_checkpoint(self):
+        p = run("inspect", os.path.join(GOLDEN_STICK, "rank_0"))
+        self.assertIn("mindspore, 1 file", p.stdout.splitlines()[-1])
+
+    def test_a_truncated_strategy_file_is_a_located_error(self):
+        with open(os.path.join(PIPELINE, "strategy_4_npus.ckpt"), "rb") as f:
+            data = f.read()
+        path = self.path("strategy.ckpt")
+        with open(path, "wb") as f:
+            f.write(data[:1000])
+        p = run("inspect", path, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(path + ": byte ", p.stderr)
+        self.assertIn("runs past the end", p.stderr)
+
+
 class Help(unittest.TestCase):
     def test_top_level_help_shows_the_reference_tools_form(self):
         for args in (["--help"], ["-h"], ["--model", "llama", "--help"]):

@@ -16,13 +16,13 @@ out="$build/fuzz-out"
 seconds="${1:-60}"
 shift || true
 parsers=("$@")
-[[ ${#parsers[@]} -gt 0 ]] || parsers=(safetensors ckpt hf_index zip pickle torch rules)
+[[ ${#parsers[@]} -gt 0 ]] || parsers=(safetensors ckpt strategy hf_index zip pickle torch rules)
 jobs="${CW_FUZZ_JOBS:-2}"
 
 # Longest input each target tries: room for a few small tensors (rules: a bundled rule file and
 # an inventory), short enough to stay fast.
-declare -A max_len=([safetensors]=16384 [ckpt]=16384 [hf_index]=8192 [zip]=16384 [pickle]=8192
-  [torch]=16384 [rules]=16384)
+declare -A max_len=([safetensors]=16384 [ckpt]=16384 [strategy]=16384 [hf_index]=8192 [zip]=16384
+  [pickle]=8192 [torch]=16384 [rules]=16384)
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCW_FUZZ=ON >/dev/null

@@ -14,19 +14,6 @@ Error CorruptAt(const ByteReader& in, uint64_t file_offset, std::string message)
   return in.FailAt(file_offset, ErrorCode::kCorrupt, std::move(message));
 }
 
-// The payload of a LEN field whose key was just read, as a reader over exactly its bytes.
-Result<ByteReader> ReadLenField(ByteReader& in, std::string_view what) {
-  const uint64_t length_at = in.offset();
-  CW_ASSIGN_OR_RETURN(const uint64_t n, ReadVarint(in));
-  if (n > in.remaining()) {  // V21: the length is checked before anything is read
-    return CorruptAt(in, length_at,
-                     std::string(what) + " of " + std::to_string(n) +
-                         " bytes runs past the end (only " + std::to_string(in.remaining()) +
-                         " bytes left)");
-  }
-  return in.Sub(n);
-}
-
 Error WrongWireType(const ByteReader& in, const FieldKey& key, std::string_view what) {
   return CorruptAt(in, key.key_offset,
                    std::string(what) + " (field " + std::to_string(key.field) + ") has wire type " +
@@ -163,6 +150,18 @@ Result<uint64_t> ReadVarint(ByteReader& in) {
     if ((byte & 0x80) == 0)
       return value;
   }
+}
+
+Result<ByteReader> ReadLenField(ByteReader& in, std::string_view what) {
+  const uint64_t length_at = in.offset();
+  CW_ASSIGN_OR_RETURN(const uint64_t n, ReadVarint(in));
+  if (n > in.remaining()) {  // V21: the length is checked before anything is read
+    return CorruptAt(in, length_at,
+                     std::string(what) + " of " + std::to_string(n) +
+                         " bytes runs past the end (only " + std::to_string(in.remaining()) +
+                         " bytes left)");
+  }
+  return in.Sub(n);
 }
 
 Result<FieldKey> ReadKey(ByteReader& in) {

@@ -18,6 +18,8 @@
 //
 // libprotobuf cannot be used for this: it parses from an `int` size (no files over 2 GiB) and
 // copies every `bytes` field. Here tensor_content stays a view into the input, never copied.
+// The field-level primitives (varints, keys, length-delimited fields) also read MindSpore's
+// parallel-strategy files (strategy_wire.h).
 #pragma once
 
 #include <cstdint>
@@ -57,6 +59,10 @@ Result<uint64_t> ReadVarint(ByteReader& in);
 Result<FieldKey> ReadKey(ByteReader& in);
 // Skips the value of a field whose key was just read.
 Status SkipField(ByteReader& in, const FieldKey& key);
+// The payload of a length-delimited field whose key was just read, as a reader over exactly its
+// bytes (advancing `in` past them). A length past the end of `in` is kCorrupt at the length,
+// naming the field as `what`, before anything is read.
+Result<ByteReader> ReadLenField(ByteReader& in, std::string_view what);
 
 // Reads one record at the reader's position (rows V4-V12, V17, V18, V21 of the reader table in
 // docs/formats/mindspore.md): the 0x0A key, the length (checked against the bytes left before

@@ -12,7 +12,8 @@
 
 namespace cw {
 
-// Lists the tensors of a checkpoint file or folder from its headers alone.
+// Lists the tensors of a checkpoint file or folder from its headers alone; for a MindSpore
+// parallel-strategy file or folder (told from the bytes), the layout of every parameter.
 struct InspectRequest {
   std::string path;
   bool json = false;  // machine-readable output

@@ -53,6 +53,25 @@ def ckpt_record(tag, dims, tensor_type, content, packed=False):
     return len_field(1, len_field(1, tag) + len_field(2, tensor))
 
 
+def strategy_dims(values):
+    """A DevMatrix or TensorMap payload: unpacked varints, int32 -1 sign-extended to 10 bytes."""
+    return b"".join(b"\x08" + varint(v & 0xFFFFFFFFFFFFFFFF) for v in values)
+
+
+def strategy_layout(name, dev, maps, step=0, size=0):
+    """A ParallelLayoutItem (schemas/parallel_strategy.proto) with field 0."""
+    layouts = (len_field(1, strategy_dims(dev)) +
+               b"".join(len_field(2, strategy_dims(m)) for m in maps) +
+               len_field(3, b"") + len_field(4, b"") + b"\x28\x00" +
+               b"\x30" + varint(step) + b"\x38" + varint(size & 0xFFFFFFFFFFFFFFFF))
+    return len_field(3, len_field(1, name) + len_field(2, layouts))
+
+
+def strategy_operator(name, stage):
+    return len_field(2, len_field(1, name) +
+                     len_field(2, b"\x08" + varint(stage) + len_field(2, strategy_dims([1, 2]))))
+
+
 def write(path, data):
     with open(path, "wb") as f:
         f.write(data)
@@ -64,6 +83,15 @@ write("ckpt/handmade_str_random_op_scalar.ckpt",
       ckpt_record(b"name", [], b"str", "ab".encode("utf-32-le")) +
       ckpt_record(b"rng", [4], b"random_op", b"\1\2\3\4") +
       ckpt_record(b"s", [0], b"Int64", struct.pack("<q", 7)))
+
+# A merged two-stage strategy: a tied embedding, a Layout API tensor map (one entry per axis), an
+# optimizer shard. The real strategy files are copied beside it as they are.
+write("strategy/handmade_merged_layouts.ckpt",
+      b"\x08\x01" + strategy_operator(b"Gather_emb", 0) + strategy_operator(b"MatMul_v", 1) +
+      strategy_layout(b"0-emb", [2, 2], [[-1, -1]]) +
+      strategy_layout(b"0-w", [2, 2], [[1, 0], [-1]]) +
+      strategy_layout(b"1-v", [2, 2], [[0, -1]], step=2, size=2) +
+      strategy_layout(b"1-emb", [2, 2], [[-1, -1]]))
 
 # Pickles: data.pkl of real torch files, and allow-listed values in every protocol.
 for name in ["burn_checkpoint.pt", "burn_parameter.pt", "burn_scalar.pt", "dtypes_views.pt",
