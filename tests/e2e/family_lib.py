@@ -169,6 +169,27 @@ def alone(test, path):
     return copy
 
 
+def assert_seed_form_writes_what_rules_write(test, rules, keys, folder, expected_back,
+                                             rules_args=(), seed_args=()):
+    """`--model KEY --input_path ... --output_path ...` writes the bytes `convert --rules` writes,
+    under every key, and its `--reversed` (with the folder's config.json) gives `expected_back`,
+    the records of an HF folder."""
+    first = os.path.join(tempfile.mkdtemp(dir=test.tmp), "m.ckpt")
+    convert(rules, folder, first, *rules_args)
+    with open(first, "rb") as f:
+        want = f.read()
+    for key in keys:
+        out = tempfile.mkdtemp(dir=test.tmp)
+        ckpt = os.path.join(out, "m.ckpt")
+        seed_convert(key, folder, ckpt, *seed_args)
+        with open(ckpt, "rb") as f:
+            test.assertEqual(f.read(), want, (key, seed_args))
+        back = os.path.join(out, "back")
+        seed_convert(key, ckpt, back + "/", "--config", os.path.join(folder, "config.json"),
+                     *seed_args, reverse=True)
+        test.assertEqual(read_hf_folder(back), expected_back, (key, seed_args))
+
+
 def expected_names(family):
     """The checked-in list of MindSpore names a family's tiny checkpoint must produce."""
     with open(os.path.join(EXPECTED_DIR, family + ".txt")) as f:

@@ -1,0 +1,341 @@
+"""The deepseek3 rule file (rules/deepseek3.yaml, MCore layout) on tiny DeepseekV3ForCausalLM
+folders in the bf16 form (dequantized): config.json plus bf16 safetensors shards (the router's
+e_score_correction_bias fp32), MLA attention, a dense first layer, MoE layers with shared experts,
+and the MTP layer at index num_hidden_layers with its copies of the embedding and the head.
+
+Checked: lint clean, --model deepseekv3 / deepseek3 served; forward names equal
+tests/e2e/expected/deepseek3*.txt (written from MindFormers' MCore DeepSeek-V3 table and the
+MTP names of toolkit/weight_convert/deepseekv3); MLA tensors keep their bytes; the dense and
+shared-expert linear_fc1 (over moe_intermediate_size * n_shared_experts rows) and the experts'
+weight1 / weight2 equal independent torch computations; the MTP layer maps to mtp.layers.0 and
+its embed_tokens / shared_head.head are checked equal to the main ones (a difference fails) and
+dropped, listed; output_layer.weight is always written, mtp.output_layer.weight never; the router
+bias stays float32 whatever --dtype says, both ways; reverse gives the input back byte for byte
+except the two dropped MTP copies (the rule language cannot write them back), also from the .ckpt
+alone (the MTP layer's HF index needs the layer count, asked for by name); num_nextn_predict_layers
+0 and 1 work and 2 is refused; an FP8 checkpoint (*_scale_inv tensors) is refused naming the
+reason; the seed command line writes the same bytes as --rules under both keys; lint --against
+round-trips.
+"""
+import json
+import os
+import re
+import sys
+import unittest
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from family_lib import (FamilyTestCase, SOURCE, alone, assert_seed_form_writes_what_rules_write,  # noqa: E402
+                        expected_names, randn, read_ckpt, read_hf_folder, record, run, seeded,
+                        write_hf_folder)
+from family_lib import convert as cw_convert  # noqa: E402
+from test_family_qwen3 import FC1, experts_ms, models_listing_serves  # noqa: E402
+
+RULES = os.path.join(SOURCE, "rules", "deepseek3.yaml")
+
+
+def ds3_config(**overrides):
+    """DeepSeek-V3 scaled down: hidden 7168, 128 heads, q_lora 1536, kv_lora 512, nope 128,
+    rope 64, v 128, dense FFN 18432, 256 experts of 2048 + 1 shared, 3 dense layers of 61, one MTP
+    layer -> hidden 32, 4 heads, q_lora 24, kv_lora 16, nope 8, rope 4, v 6, dense FFN 40,
+    4 experts of 12 + 1 shared, 1 dense layer of 3, one MTP layer."""
+    config = {"architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3",
+              "hidden_size": 32, "intermediate_size": 40, "moe_intermediate_size": 12,
+              "num_attention_heads": 4, "num_key_value_heads": 4, "q_lora_rank": 24,
+              "kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4,
+              "v_head_dim": 6, "num_hidden_layers": 3, "num_nextn_predict_layers": 1,
+              "first_k_dense_replace": 1, "moe_layer_freq": 1, "n_routed_experts": 4,
+              "n_shared_experts": 1, "num_experts_per_tok": 2, "n_group": 2, "topk_group": 1,
+              "norm_topk_prob": True, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid",
+              "topk_method": "noaux_tc", "ep_size": 1, "vocab_size": 48,
+              "max_position_embeddings": 163840, "rms_norm_eps": 1e-6, "rope_theta": 10000,
+              "rope_scaling": {"type": "yarn", "factor": 40, "beta_fast": 32, "beta_slow": 1,
+                               "mscale": 1.0, "mscale_all_dim": 1.0,
+                               "original_max_position_embeddings": 4096},
+              "attention_bias": False, "tie_word_embeddings": False, "torch_dtype": "bfloat16"}
+    config.update(overrides)
+    return config
+
+
+def ds3_layer(g, c, p, t, moe):
+    bf = torch.bfloat16
+    h, n = c["hidden_size"], c["num_attention_heads"]
+    nope, rope, v = c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"]
+    shapes = {"input_layernorm.weight": [h], "post_attention_layernorm.weight": [h],
+              "self_attn.q_a_proj.weight": [c["q_lora_rank"], h],
+              "self_attn.q_a_layernorm.weight": [c["q_lora_rank"]],
+              "self_attn.q_b_proj.weight": [n * (nope + rope), c["q_lora_rank"]],
+              "self_attn.kv_a_proj_with_mqa.weight": [c["kv_lora_rank"] + rope, h],
+              "self_attn.kv_a_layernorm.weight": [c["kv_lora_rank"]],
+              "self_attn.kv_b_proj.weight": [n * (nope + v), c["kv_lora_rank"]],
+              "self_attn.o_proj.weight": [h, n * v]}
+    if not moe:
+        f = c["intermediate_size"]
+        shapes.update({"mlp.gate_proj.weight": [f, h], "mlp.up_proj.weight": [f, h],
+                       "mlp.down_proj.weight": [h, f]})
+    else:
+        f = c["moe_intermediate_size"]
+        s = f * c["n_shared_experts"]
+        shapes.update({"mlp.gate.weight": [c["n_routed_experts"], h],
+                       "mlp.shared_experts.gate_proj.weight": [s, h],
+                       "mlp.shared_experts.up_proj.weight": [s, h],
+                       "mlp.shared_experts.down_proj.weight": [h, s]})
+        for e in range(c["n_routed_experts"]):
+            shapes.update({f"mlp.experts.{e}.gate_proj.weight": [f, h],
+                           f"mlp.experts.{e}.up_proj.weight": [f, h],
+                           f"mlp.experts.{e}.down_proj.weight": [h, f]})
+        t[p + "mlp.gate.e_score_correction_bias"] = randn(g, c["n_routed_experts"])  # fp32
+    for name, shape in shapes.items():
+        t[p + name] = randn(g, *shape, dtype=bf)
+
+
+def ds3_tensors(c, seed=0):
+    g = seeded(seed)
+    bf = torch.bfloat16
+    h, v = c["hidden_size"], c["vocab_size"]
+    t = {"model.embed_tokens.weight": randn(g, v, h, dtype=bf),
+         "model.norm.weight": randn(g, h, dtype=bf), "lm_head.weight": randn(g, v, h, dtype=bf)}
+    for layer in range(c["num_hidden_layers"]):
+        ds3_layer(g, c, f"model.layers.{layer}.", t, moe=layer >= c["first_k_dense_replace"])
+    if c["num_nextn_predict_layers"]:
+        p = f"model.layers.{c['num_hidden_layers']}."
+        ds3_layer(g, c, p, t, moe=True)
+        for name in ("enorm.weight", "hnorm.weight", "shared_head.norm.weight"):
+            t[p + name] = randn(g, h, dtype=bf)
+        t[p + "eh_proj.weight"] = randn(g, h, 2 * h, dtype=bf)
+        # Stored separately, equal to the main embedding and head (DeepSeek's README_WEIGHTS).
+        t[p + "embed_tokens.weight"] = t["model.embed_tokens.weight"].clone()
+        t[p + "shared_head.head.weight"] = t["lm_head.weight"].clone()
+    return dict(sorted(t.items()))
+
+
+# The MCore names (mindformers/models/deepseek3/utils.py and the toolkit converter), written
+# independently of the rule file.
+TOP_NAMES = {"model.embed_tokens.weight": "embedding.word_embeddings.weight",
+             "model.norm.weight": "decoder.final_layernorm.weight",
+             "lm_head.weight": "output_layer.weight"}
+LAYER_RENAMES = {"input_layernorm.weight": "input_layernorm.weight",
+                 "post_attention_layernorm.weight": "pre_mlp_layernorm.weight",
+                 "self_attn.q_a_proj.weight": "self_attention.linear_q_down_proj.weight",
+                 "self_attn.q_a_layernorm.weight": "self_attention.q_layernorm.weight",
+                 "self_attn.q_b_proj.weight": "self_attention.linear_q_up_proj.weight",
+                 "self_attn.kv_a_proj_with_mqa.weight": "self_attention.linear_kv_down_proj.weight",
+                 "self_attn.kv_a_layernorm.weight": "self_attention.kv_layernorm.weight",
+                 "self_attn.kv_b_proj.weight": "self_attention.linear_kv_up_proj.weight",
+                 "self_attn.o_proj.weight": "self_attention.linear_proj.weight",
+                 "mlp.down_proj.weight": "mlp.linear_fc2.weight",
+                 "mlp.gate.weight": "mlp.router.weight",
+                 "mlp.gate.e_score_correction_bias": "mlp.router.expert_bias",
+                 "mlp.shared_experts.down_proj.weight": "mlp.shared_experts.linear_fc2.weight"}
+MTP_RENAMES = {"enorm.weight": "enorm.weight", "hnorm.weight": "hnorm.weight",
+               "eh_proj.weight": "eh_proj.weight",
+               "shared_head.norm.weight": "final_layernorm.weight"}
+MTP_COPIES = {"embed_tokens.weight": "model.embed_tokens.weight",
+              "shared_head.head.weight": "lm_head.weight"}
+
+
+def ds3_layer_expected(t, c, src, dst, out, moe):
+    out.update({dst + b: t[src + a] for a, b in LAYER_RENAMES.items() if src + a in t})
+    if not moe:
+        out[dst + "mlp.linear_fc1.weight"] = FC1["interleaved"](t[src + "mlp.gate_proj.weight"],
+                                                                t[src + "mlp.up_proj.weight"])
+        return
+    shared = src + "mlp.shared_experts."
+    out[dst + "mlp.shared_experts.linear_fc1.weight"] = FC1["interleaved"](
+        t[shared + "gate_proj.weight"], t[shared + "up_proj.weight"])
+    out.update({dst + k: v for k, v in experts_ms(t, src, c["n_routed_experts"]).items()})
+
+
+def ds3_expected(t, c, dtype=None):
+    out = {TOP_NAMES[n]: v for n, v in t.items() if n in TOP_NAMES}
+    for layer in range(c["num_hidden_layers"]):
+        ds3_layer_expected(t, c, f"model.layers.{layer}.", f"decoder.layers.{layer}.", out,
+                           moe=layer >= c["first_k_dense_replace"])
+    if c["num_nextn_predict_layers"]:
+        src = f"model.layers.{c['num_hidden_layers']}."
+        out.update({"mtp.layers.0." + b: t[src + a] for a, b in MTP_RENAMES.items()})
+        ds3_layer_expected(t, c, src, "mtp.layers.0.transformer_layer.", out, moe=True)
+    if dtype is not None:
+        out = {k: v.to(torch.float32 if k.endswith("expert_bias") else dtype)
+               for k, v in out.items()}
+    return {k: record(v) for k, v in out.items()}
+
+
+def mtp_copies(c):
+    return sorted(f"model.layers.{c['num_hidden_layers']}.{n}" for n in MTP_COPIES)
+
+
+class DeepSeek3Test(FamilyTestCase):
+    def make(self, shards=3, tensors=None, **overrides):
+        config = ds3_config(**overrides)
+        tensors = tensors or ds3_tensors(config)
+        folder = self.path(f"ds3_{len(os.listdir(self.tmp))}")
+        write_hf_folder(folder, dict(sorted(tensors.items())), config, fmt="safetensors",
+                        shards=shards)
+        return folder, config, tensors
+
+    def without_copies(self, folder, config):
+        src = read_hf_folder(folder)
+        for name in mtp_copies(config):
+            src.pop(name, None)
+        return src
+
+    def test_the_rule_file_lints_clean_and_serves_both_keys(self):
+        self.assertEqual(run("lint", RULES).stdout.strip(), RULES + ": ok")
+        models_listing_serves(self, ["deepseekv3", "deepseek3"], "deepseek3.yaml")
+
+    def test_forward_equals_torch_and_reverse_gives_back_all_but_the_mtp_copies(self):
+        for shared in (1, 2):
+            with self.subTest(n_shared_experts=shared):
+                folder, config, tensors = self.make(n_shared_experts=shared)
+                ckpt = folder + ".ckpt"
+                p = run("convert", "--rules", RULES, "--input", folder, "--output", ckpt)
+                got = read_ckpt(ckpt)
+                self.assertEqual(sorted(got), sorted(expected_names("deepseek3")))
+                self.assertEqual(got, ds3_expected(tensors, config))
+                self.assertEqual(got["decoder.layers.1.mlp.shared_experts.linear_fc1.weight"][1],
+                                 [2 * 12 * shared, 32])
+                self.assertNotIn("mtp.output_layer.weight", got)
+                for name, main in MTP_COPIES.items():
+                    self.assertIn(f"dropped model.layers.3.{name}: tied to {main}; checked equal",
+                                  p.stderr)
+                back = folder + "_back/"
+                cw_convert(RULES, ckpt, back, "--config", os.path.join(folder, "config.json"),
+                           reverse=True)
+                self.assertEqual(read_hf_folder(back.rstrip("/")),
+                                 self.without_copies(folder, config))
+
+    def test_an_mtp_embedding_that_differs_from_the_main_one_fails_naming_it(self):
+        config = ds3_config()
+        tensors = ds3_tensors(config)
+        copy = "model.layers.3.embed_tokens.weight"
+        tensors[copy] = tensors[copy].clone()
+        tensors[copy][0, 0] += 1
+        folder, _, _ = self.make(tensors=tensors)
+        p = run("convert", "--rules", RULES, "--input", folder, "--output", self.path("m.ckpt"),
+                check=False)
+        self.assertNotEqual(p.returncode, 0, p.stderr)
+        self.assertIn(copy, p.stderr)
+        self.assertFalse(os.path.exists(self.path("m.ckpt")))
+
+    def test_without_mtp_layer(self):
+        folder, config, tensors = self.make(num_nextn_predict_layers=0)
+        ckpt = folder + ".ckpt"
+        cw_convert(RULES, folder, ckpt)
+        got = read_ckpt(ckpt)
+        self.assertEqual(sorted(got), sorted(expected_names("deepseek3_nomtp")))
+        self.assertEqual(got, ds3_expected(tensors, config))
+        back = folder + "_back/"
+        cw_convert(RULES, ckpt, back, "--config", os.path.join(folder, "config.json"), reverse=True)
+        self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
+        # From the .ckpt alone: the names say there is no MTP layer, but the MTP rules' HF
+        # patterns (model.layers.${mtp_layer}....) still need the layer count to be read.
+        lone = alone(self, ckpt)
+        self.assert_fails(["convert", "--rules", RULES, "--input", lone, "--output",
+                           self.path("x/"), "--reverse"], 1,
+                          "parameter layers has no value: give --set layers=...")
+        back = self.path("nomtp_alone/")
+        cw_convert(RULES, lone, back, "--set", "layers=3", reverse=True)
+        self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
+
+    def test_other_mtp_layer_counts_are_refused(self):
+        folder, config, _ = self.make()
+        self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
+                           self.path("m.ckpt"), "--set", "nextn=2"], 2, "nextn takes 0, 1")
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(dict(config, num_nextn_predict_layers=2), f)
+        self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
+                           self.path("m.ckpt")], 1,
+                          "parameter nextn is 2 (from config num_nextn_predict_layers), but it "
+                          "takes 0, 1")
+        self.assertFalse(os.path.exists(self.path("m.ckpt")))
+
+    def test_mtp_tensors_under_a_config_without_mtp_fail_naming_them(self):
+        folder, config, _ = self.make()
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(dict(config, num_nextn_predict_layers=0), f)
+        self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
+                           self.path("m.ckpt")], 1, "model.layers.3.eh_proj.weight")
+
+    def test_an_fp8_checkpoint_is_refused_naming_the_reason(self):
+        config = ds3_config()
+        tensors = ds3_tensors(config)
+        scales = {"model.layers.0.self_attn.q_a_proj.weight_scale_inv": [1, 1],
+                  "model.layers.0.mlp.down_proj.weight_scale_inv": [1, 1],
+                  "model.layers.1.mlp.shared_experts.up_proj.weight_scale_inv": [1, 1],
+                  "model.layers.2.mlp.experts.3.gate_proj.weight_scale_inv": [1, 1],
+                  "model.layers.3.mlp.experts.0.down_proj.weight_scale_inv": [1, 1]}
+        for name, shape in scales.items():
+            tensors[name] = torch.ones(*shape)
+        folder, _, _ = self.make(tensors=tensors)
+        p = self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
+                               self.path("m.ckpt")], 1)
+        for name in scales:
+            self.assertRegex(p.stderr, re.escape(name) + r" \(matches rule \S+ but its when "
+                             r"\"fp8_dequantization_not_supported_yet\" is false")
+        self.assertFalse(os.path.exists(self.path("m.ckpt")))
+
+    def test_the_router_bias_stays_float32_whatever_dtype_says(self):
+        folder, config, tensors = self.make()
+        for dtype, code, torch_dtype in (("bf16", "BF16", torch.bfloat16),
+                                         ("fp16", "F16", torch.float16)):
+            with self.subTest(dtype=dtype):
+                ckpt = self.path(f"{dtype}.ckpt")
+                cw_convert(RULES, folder, ckpt, "--dtype", dtype)
+                got = read_ckpt(ckpt)
+                self.assertEqual(got, ds3_expected(tensors, config, torch_dtype))
+                self.assertEqual(got["decoder.layers.1.mlp.router.expert_bias"][0], "F32")
+                self.assertEqual(got["mtp.layers.0.transformer_layer.mlp.router.expert_bias"][0],
+                                 "F32")
+                self.assertEqual({d for n, (d, _, _) in got.items()
+                                  if not n.endswith("expert_bias")}, {code})
+                back = self.path(f"{dtype}_back/")
+                cw_convert(RULES, ckpt, back, "--config", os.path.join(folder, "config.json"),
+                           "--dtype", dtype, reverse=True)
+                for name, (got_dtype, _, _) in read_hf_folder(back.rstrip("/")).items():
+                    self.assertEqual(got_dtype, "F32" if name.endswith("correction_bias") else code,
+                                     name)
+
+    def test_reverse_from_the_ckpt_alone_asks_only_for_the_layer_count(self):
+        folder, config, _ = self.make()
+        ckpt = folder + ".ckpt"
+        cw_convert(RULES, folder, ckpt)
+        lone = alone(self, ckpt)
+        self.assert_fails(["convert", "--rules", RULES, "--input", lone, "--output",
+                           self.path("x/"), "--reverse"], 1,
+                          "parameter layers has no value: give --set layers=... or a config.json "
+                          "with num_hidden_layers")
+        self.assertFalse(os.path.exists(self.path("x")))
+        back = self.path("alone_back/")
+        p = run("convert", "--rules", RULES, "--input", lone, "--output", back, "--reverse",
+                "--set", "layers=3")
+        self.assertEqual(read_hf_folder(back.rstrip("/")), self.without_copies(folder, config))
+        for solved in ("experts = 4", "moe_intermediate_size = 12", "shared_experts = 1",
+                       "intermediate_size = 40", "q_lora_rank = 24", "kv_lora_rank = 16",
+                       "qk_rope_head_dim = 4", "hidden_size = 32", "vocab = 48"):
+            self.assertIn(f"parameter {solved} (solved from ", p.stderr)
+
+    def test_seed_command_line_writes_the_same_bytes_as_rules_under_both_keys(self):
+        folder, config, _ = self.make()
+        assert_seed_form_writes_what_rules_write(self, RULES, ("deepseekv3", "deepseek3"), folder,
+                                                 self.without_copies(folder, config))
+
+    def test_lint_against_the_checkpoint_round_trips(self):
+        for overrides in ({}, {"num_nextn_predict_layers": 0, "n_shared_experts": 2}):
+            folder, _, _ = self.make(**overrides)
+            p = run("lint", RULES, "--against", folder)
+            self.assertEqual(p.stdout.strip(), RULES + ": ok", overrides)
+
+    def test_a_missing_expert_fails_naming_it(self):
+        config = ds3_config()
+        tensors = ds3_tensors(config)
+        missing = "model.layers.3.mlp.experts.2.up_proj.weight"
+        del tensors[missing]
+        folder, _, _ = self.make(tensors=tensors)
+        self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
+                           self.path("m.ckpt")], 1, missing)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
