@@ -29,6 +29,9 @@ struct PrimitiveOp {
     kConcat,   // values[first .. first+count) joined along `axis`, replaced by the result
     kPad,      // value[first] axis `axis` grown to dims[0] with zeros
     kSlice,    // value[first] axis `axis` cut to its first dims[0] entries
+    // value[first] (float8_e4m3fn, 2-D) times value[dims[2]] (its float32 block scale, one per
+    // dims[0] x dims[1] block) rounded to bfloat16 replaces value[first]; the scale is removed.
+    kDequantize,
   };
   Kind kind = Kind::kReshape;
   uint32_t first = 0;

@@ -71,9 +71,48 @@ class Lowerer {
         return Stack();
       case OpKind::kUnstack:
         return Unstack();
+      case OpKind::kDequantize:
+        return Dequantize();
+      case OpKind::kDequantized:
+        lossy_reason_ =
+            "the weights are written in bfloat16: FP8 and its block scales are not "
+            "restored";
+        return OkStatus();
       default:
         return PerTensor();
     }
+  }
+
+  // (weight, scale) slot pairs; every weight's scale holds one float32 per block.
+  Status Dequantize() {
+    CW_ASSIGN_OR_RETURN(const uint64_t rows, Size(op_->block[0], "block rows"));
+    CW_ASSIGN_OR_RETURN(const uint64_t cols, Size(op_->block[1], "block columns"));
+    if (rows == 0 || cols == 0)
+      return Fail("a block of " + std::to_string(rows) + " x " + std::to_string(cols));
+    std::vector<ChainSlot> weights;
+    uint32_t base = 0;
+    for (size_t i = 0; i + 1 < slots_.size(); i += 2) {
+      ChainSlot& w = slots_[i];
+      const ChainSlot& s = slots_[i + 1];
+      const auto scales = static_cast<uint32_t>(s.values.size());
+      for (size_t j = 0; j < w.values.size(); ++j) {
+        const Shape& ws = w.values[j].shape;
+        const Shape& ss = s.values[j].shape;
+        if (ws.size() != 2)
+          return Fail(Describe(w.values[j]) + " is not a matrix");
+        const Shape want{(ws[0] + rows - 1) / rows, (ws[1] + cols - 1) / cols};
+        if (ss != want)
+          return Fail("the scale " + Describe(s.values[j]) + " of " + Describe(w.values[j]) +
+                      " should be " + ShapeToString(want) + " (blocks of " + std::to_string(rows) +
+                      " x " + std::to_string(cols) + ")");
+        Emit(Kind::kDequantize, base + static_cast<uint32_t>(j), 0, {rows, cols, base + scales});
+      }
+      base += static_cast<uint32_t>(w.values.size());
+      weights.push_back(std::move(w));
+    }
+    slots_ = std::move(weights);
+    lossy_reason_ = "FP8 weights dequantised to bfloat16 (the reverse writes bfloat16, not FP8)";
+    return OkStatus();
   }
 
   Error Fail(const std::string& message) const {

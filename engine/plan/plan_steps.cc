@@ -60,25 +60,35 @@ std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
   PlanStep step;
   step.rule = rule.where;
   std::vector<ChainSlot> slots;
+  std::vector<size_t> pattern_of;  // per input: its source pattern
   for (size_t k = 0; k < g.members.size(); ++k) {
     ChainSlot slot;
     for (const auto& [over_value, input] : g.members[k]) {
       if (over_value >= 0)
         slot.over = a.over;
       step.inputs.push_back(input);
+      pattern_of.push_back(k);
       slot.values.push_back(ChainValue{ctx.inventory[input].shape, ctx.inventory[input].name});
     }
     slots.push_back(std::move(slot));
   }
-  step.value_dtype = ctx.inventory[step.inputs[0]].dtype;
-  for (uint64_t input : step.inputs) {
-    const TensorInfo& t = ctx.inventory[input];
-    if (t.dtype != step.value_dtype) {
+  const auto& chain = rule.chain(ctx.options.direction);
+  const bool dequantize = !chain.empty() && chain[0].kind == OpKind::kDequantize;
+  step.value_dtype = dequantize ? DType::kBF16 : ctx.inventory[step.inputs[0]].dtype;
+  for (size_t i = 0; i < step.inputs.size(); ++i) {
+    const TensorInfo& t = ctx.inventory[step.inputs[i]];
+    // A dequantize reads FP8 weights (even patterns) and their float32 scales (odd ones).
+    const DType want = !dequantize              ? step.value_dtype
+                       : pattern_of[i] % 2 == 0 ? DType::kF8E4M3
+                                                : DType::kF32;
+    if (t.dtype != want) {
       ctx.Fail(ErrorCode::kPlanInvalid,
                "rule " + rule.Label() +
-                   ": inputs differ in dtype: " + ctx.inventory[step.inputs[0]].name + " is " +
-                   std::string(Name(step.value_dtype)) + ", " + t.name + " is " +
-                   std::string(Name(t.dtype)),
+                   (dequantize ? ": dequantize reads " + std::string(Name(want)) + ", but " +
+                                     t.name + " is " + std::string(Name(t.dtype))
+                               : ": inputs differ in dtype: " + ctx.inventory[step.inputs[0]].name +
+                                     " is " + std::string(Name(step.value_dtype)) + ", " + t.name +
+                                     " is " + std::string(Name(t.dtype))),
                rule.where);
       return std::nullopt;
     }
@@ -102,9 +112,10 @@ std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
     for (size_t j = 0; j < slot.values.size(); ++j) {
       if (!slot.over.empty())
         b[slot.over] = Value::Int(static_cast<int64_t>(j));
-      step.outputs.push_back(Output(targets[i].Instantiate(b, ctx.param_text), step.value_dtype,
-                                    std::move(slot.values[j].shape)));
-      if (!CheckTargetShape(ctx, rule, i, b, step.outputs.back()))
+      const size_t pattern = rule.WrittenPattern(ctx.target, i);
+      step.outputs.push_back(Output(targets[pattern].Instantiate(b, ctx.param_text),
+                                    step.value_dtype, std::move(slot.values[j].shape)));
+      if (!CheckTargetShape(ctx, rule, pattern, b, step.outputs.back()))
         return std::nullopt;
     }
   }

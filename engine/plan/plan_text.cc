@@ -35,6 +35,10 @@ std::string OpText(const PrimitiveOp& op) {
       return "pad " + v + axis + " to " + std::to_string(op.dims.at(0)) + " with zeros";
     case PrimitiveOp::Kind::kSlice:
       return "slice " + v + axis + " to its first " + std::to_string(op.dims.at(0));
+    case PrimitiveOp::Kind::kDequantize:
+      return "dequantize " + v + " (float8_e4m3fn) with block scale #" +
+             std::to_string(op.dims.at(2)) + " of " + std::to_string(op.dims.at(0)) + " x " +
+             std::to_string(op.dims.at(1)) + " to bfloat16";
   }
   return "?";
 }

@@ -21,9 +21,17 @@ void AddNotes(PlanContext& ctx, Plan& plan) {
   }
   for (std::string& n : ctx.notes)
     plan.notes.push_back(std::move(n));
-  size_t lossy_steps = 0, dropped = 0;
-  for (const PlanStep& s : plan.steps)
+  size_t lossy_steps = 0, dropped = 0, dequantized = 0;
+  for (const PlanStep& s : plan.steps) {
     lossy_steps += s.lossy ? 1 : 0;
+    for (const PrimitiveOp& op : s.ops)
+      dequantized += op.kind == PrimitiveOp::Kind::kDequantize ? 1 : 0;
+  }
+  if (dequantized > 0) {
+    plan.notes.push_back(std::to_string(dequantized) +
+                         " FP8 weight(s) dequantised to bfloat16 with their block scales, which "
+                         "are not written (a reverse writes bfloat16, not FP8)");
+  }
   for (const DroppedInput& d : plan.dropped)
     dropped += d.checked_equal ? 0 : 1;
   if (dropped > 0) {

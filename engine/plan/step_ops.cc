@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "engine/base/checked_math.h"
+#include "engine/tensor/fp8.h"
 #include "engine/tensor/layout_ops.h"
 
 namespace cw {
@@ -15,11 +16,29 @@ Error Bug(const std::string& message) {
   return Error(ErrorCode::kInternal, "plan step: " + message);
 }
 
+// The block scale a kDequantize op reads: its index, checked against the list and the weight.
+Result<size_t> ScaleIndex(const PrimitiveOp& op, const std::vector<Shape>& shapes) {
+  if (op.dims.size() != 3 || op.dims[0] == 0 || op.dims[1] == 0 || op.dims[2] >= shapes.size() ||
+      op.dims[2] == op.first)
+    return Bug("dequantize without a valid block or scale");
+  const Shape& w = shapes[op.first];
+  const Shape& s = shapes[op.dims[2]];
+  if (w.size() != 2 ||
+      s != Shape{(w[0] + op.dims[0] - 1) / op.dims[0], (w[1] + op.dims[1] - 1) / op.dims[1]})
+    return Bug("dequantize of " + ShapeToString(w) + " with a scale of " + ShapeToString(s));
+  return static_cast<size_t>(op.dims[2]);
+}
+
 // Applies one op to a list of shapes.
 Status StepShapes(const PrimitiveOp& op, std::vector<Shape>& shapes) {
   if (op.first >= shapes.size() ||
       (op.kind == Kind::kConcat && op.count > shapes.size() - op.first))
     return Bug(std::string(PrimitiveKindName(op.kind)) + " refers past the value list");
+  if (op.kind == Kind::kDequantize) {
+    CW_ASSIGN_OR_RETURN(const size_t scale, ScaleIndex(op, shapes));
+    shapes.erase(shapes.begin() + static_cast<std::ptrdiff_t>(scale));
+    return OkStatus();
+  }
   Shape& s = shapes[op.first];
   const auto axis = static_cast<size_t>(op.axis);
   const bool axis_ok = op.axis >= 0 && axis < s.size();
@@ -53,6 +72,8 @@ Status StepShapes(const PrimitiveOp& op, std::vector<Shape>& shapes) {
                     std::make_move_iterator(parts.end()));
       return OkStatus();
     }
+    case Kind::kDequantize:
+      break;  // handled above
     case Kind::kConcat: {
       if (!axis_ok || op.count == 0)
         return Bug("concat axis outside " + ShapeToString(s));
@@ -73,11 +94,27 @@ struct Live {
   TensorData data;
 };
 
+Status Dequantize(const PrimitiveOp& op, std::vector<Live>& values) {
+  std::vector<Shape> shapes;
+  for (const Live& v : values)
+    shapes.push_back(v.shape);
+  CW_ASSIGN_OR_RETURN(const size_t scale, ScaleIndex(op, shapes));
+  Live& w = values[op.first];
+  TensorData out = TensorData::Allocate(2 * w.data.size());
+  DequantizeE4M3ToBF16(w.data.bytes(), values[scale].data.bytes(), w.shape[0], w.shape[1],
+                       op.dims[0], op.dims[1], out.mutable_bytes());
+  w.data = std::move(out);
+  values.erase(values.begin() + static_cast<std::ptrdiff_t>(scale));
+  return OkStatus();
+}
+
 // Runs one op on the live values.
 Status StepData(const PrimitiveOp& op, std::vector<Live>& values, uint32_t element_bytes) {
   if (op.first >= values.size() ||
       (op.kind == Kind::kConcat && op.count > values.size() - op.first))
     return Bug(std::string(PrimitiveKindName(op.kind)) + " refers past the value list");
+  if (op.kind == Kind::kDequantize)
+    return Dequantize(op, values);
   Live& v = values[op.first];
   const TensorView view{v.data.bytes(), v.shape};
   switch (op.kind) {
@@ -114,6 +151,8 @@ Status StepData(const PrimitiveOp& op, std::vector<Live>& values, uint32_t eleme
                     std::make_move_iterator(pieces.end()));
       return OkStatus();
     }
+    case Kind::kDequantize:
+      break;  // handled above
     case Kind::kConcat: {
       std::vector<TensorView> views;
       for (uint32_t i = 0; i < op.count; ++i)
@@ -147,6 +186,8 @@ const char* PrimitiveKindName(PrimitiveOp::Kind kind) {
       return "pad";
     case Kind::kSlice:
       return "slice";
+    case Kind::kDequantize:
+      return "dequantize";
   }
   return "?";
 }
@@ -167,6 +208,16 @@ uint64_t WorkingBytes(const std::vector<PrimitiveOp>& ops, const std::vector<Sha
   for (const PrimitiveOp& op : ops) {
     if (op.kind == Kind::kReshape) {
       (void)StepShapes(op, shapes);
+      continue;
+    }
+    if (op.kind == Kind::kDequantize) {
+      // A new bf16 weight next to its borrowed FP8 input and scale.
+      if (op.dims.size() != 3 || op.dims[2] >= owned.size() || !StepShapes(op, shapes).ok())
+        return peak;
+      live = SaturatingAdd(live, bytes(shapes[op.first]));
+      peak = std::max(peak, live);
+      owned.erase(owned.begin() + static_cast<std::ptrdiff_t>(op.dims[2]));
+      owned[op.first] = true;
       continue;
     }
     const uint32_t n = op.kind == Kind::kConcat ? op.count : 1;

@@ -87,6 +87,8 @@ bool StepRunsOp(const PrimitiveOp& op, std::vector<RunValue>& values, uint64_t e
   if (op.first >= values.size() ||
       (op.kind == Kind::kConcat && op.count > values.size() - op.first))
     return false;
+  if (op.kind == Kind::kDequantize)
+    return false;  // computes new bytes: never a copy
   RunValue& v = values[op.first];
   const auto axis = static_cast<size_t>(op.axis);
   const bool axis_ok = op.axis >= 0 && axis < v.shape.size();
@@ -96,6 +98,8 @@ bool StepRunsOp(const PrimitiveOp& op, std::vector<RunValue>& values, uint64_t e
   if (b.outer > kMaxRunsPerOutput)  // each block would be a run of its own
     return false;
   switch (op.kind) {
+    case Kind::kDequantize:
+      return false;
     case Kind::kReshape:
       if (ElementCount(op.dims) != ElementCount(v.shape))
         return false;

@@ -158,6 +158,12 @@ class Evaluator {
     }
     CW_ASSIGN_OR_RETURN(Value a, Typed(*n.args[0], ValueType::kInt, n.name + "()"));
     CW_ASSIGN_OR_RETURN(Value b, Typed(*n.args[1], ValueType::kInt, n.name + "()"));
+    if (n.name == "cdiv") {
+      if (b.as_int() <= 0 || a.as_int() < 0)
+        return Fail("cdiv(" + a.ToString() + ", " + b.ToString() +
+                    ") needs a count and a positive divisor");
+      return Value::Int(a.as_int() / b.as_int() + (a.as_int() % b.as_int() != 0 ? 1 : 0));
+    }
     const bool take_a = n.name == "min" ? a.as_int() <= b.as_int() : a.as_int() >= b.as_int();
     return take_a ? a : b;
   }

@@ -13,7 +13,8 @@
 //   postfix := atom ("[" expr "]")*
 //   atom    := INT | "true" | "false" | 'string' | "string" | NAME | NAME "(" expr ("," expr)* ")"
 //              | "[" (expr ("," expr)*)? "]" | "(" expr ")"
-// Functions: if(cond, a, b), min(a, b), max(a, b), len(list), has(NAME).
+// Functions: if(cond, a, b), min(a, b), max(a, b), cdiv(a, b) (a / b rounded up: the blocks of b
+// that cover a), len(list), has(NAME).
 //
 // Values are 64-bit integers, booleans, strings or lists of those; nothing converts implicitly.
 // Arithmetic is checked: overflow, division by zero and a division that leaves a remainder are

@@ -293,12 +293,12 @@ class Parser {
 
   Result<NodePtr> ParseCall(const Token& name) {
     const std::string& f = name.text;
-    const size_t arity = f == "if"                  ? 3
-                         : f == "min" || f == "max" ? 2
-                         : f == "len" || f == "has" ? 1
-                                                    : 0;
+    const size_t arity = f == "if"                                 ? 3
+                         : f == "min" || f == "max" || f == "cdiv" ? 2
+                         : f == "len" || f == "has"                ? 1
+                                                                   : 0;
     if (arity == 0)
-      return Fail("unknown function \"" + f + "\" (known: if, min, max, len, has)", name.pos);
+      return Fail("unknown function \"" + f + "\" (known: if, min, max, cdiv, len, has)", name.pos);
     ++next_;  // "("
     std::vector<NodePtr> args;
     while (true) {

@@ -167,6 +167,8 @@ void CheckExpressions(const RuleSet& rs, const Rule& rule, Diagnostics& diag) {
       if (*o)
         sized.push_back(&**o);
     }
+    for (const Expr& e : op.block)
+      sized.push_back(&e);
     for (const Expr* e : sized)
       CheckNames(*e, with_placeholders, what, diag);
   }
@@ -244,6 +246,18 @@ bool StepSlots(const OpSpec& op, Slots& slots, Diagnostics& diag) {
       for (std::string& s : slots)
         s = op.over;
       return true;
+    case OpKind::kDequantize: {
+      if (n % 2 != 0)
+        return fail("takes (weight, scale) pairs, the list has " + std::to_string(n) + " entries");
+      Slots weights;
+      for (size_t i = 0; i < n; i += 2) {
+        if (slots[i] != slots[i + 1])
+          return fail("a weight and its scale must both run over the same placeholder, or neither");
+        weights.push_back(slots[i]);
+      }
+      slots = std::move(weights);
+      return true;
+    }
     default:
       return true;
   }
@@ -345,9 +359,23 @@ void CheckShape(const RuleSet& rs, Rule& rule, Diagnostics& diag) {
     return;
   }
   CheckBinding(rule, diag);
+  for (size_t i = 1; i < rule.ops.size(); ++i) {
+    if (rule.ops[i].kind == OpKind::kDequantize) {
+      diag.Report(
+          "dequantize comes first in a chain: it turns FP8 weights and their scales into "
+          "the bf16 values the other ops work on",
+          rule.ops[i].where);
+      return;
+    }
+  }
   const auto inputs = SimulateChain(rs, rule, diag);
   if (!inputs)
     return;
+  rule.hf_written.clear();
+  if (!rule.ops.empty() && rule.ops[0].kind == OpKind::kDequantize) {
+    for (size_t i = 0; i < rule.hf.size(); i += 2)
+      rule.hf_written.push_back(i);
+  }
   rule.reverse_ops.clear();
   for (size_t i = rule.ops.size(); i-- > 0;)
     rule.reverse_ops.push_back(InverseOp(rule.ops[i], (*inputs)[i]));

@@ -8,11 +8,12 @@
 namespace cw {
 namespace {
 
-constexpr std::array<OpKind, 13> kAllOps = {
+// The ops a rule file may write (kDequantized is only ever derived).
+constexpr std::array<OpKind, 14> kAllOps = {
     OpKind::kTranspose,    OpKind::kPermute,        OpKind::kReshape,          OpKind::kConcat,
     OpKind::kSplit,        OpKind::kStack,          OpKind::kUnstack,          OpKind::kInterleave,
     OpKind::kDeinterleave, OpKind::kRopeInterleave, OpKind::kRopeDeinterleave, OpKind::kPad,
-    OpKind::kTruncate};
+    OpKind::kTruncate,     OpKind::kDequantize};
 
 std::vector<std::string> OpNames() {
   std::vector<std::string> names;
@@ -191,6 +192,20 @@ void ReadOpMap(const TextNode& value, OpSpec& op, Diagnostics& diag) {
     case OpKind::kTranspose:
     case OpKind::kPermute:
       ReadPerm(value, op, diag);
+      return;
+    case OpKind::kDequantize: {
+      Fields f(value, name, {"block"}, diag);
+      if (!Require(f, "block", value, name, ": the rows and columns of weight one scale covers",
+                   diag))
+        return;
+      auto block = ReadExprList(*f.Get("block"), "block", diag);
+      if (block && block->size() != 2)
+        diag.Report("block gives rows and columns: two sizes", f.Get("block")->where);
+      else if (block)
+        op.block = std::move(*block);
+      return;
+    }
+    case OpKind::kDequantized:
       return;
   }
 }

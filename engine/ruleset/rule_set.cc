@@ -38,6 +38,10 @@ const char* OpKindName(OpKind kind) {
       return "pad";
     case OpKind::kTruncate:
       return "truncate";
+    case OpKind::kDequantize:
+      return "dequantize";
+    case OpKind::kDequantized:
+      return "dequantized";
   }
   return "?";
 }
@@ -98,6 +102,12 @@ OpSpec InverseOp(const OpSpec& op, int inputs) {
     case OpKind::kTruncate:
       inv.kind = op.kind == OpKind::kPad ? OpKind::kTruncate : OpKind::kPad;
       std::swap(inv.from_size, inv.to_size);
+      break;
+    case OpKind::kDequantize:
+      inv.kind = OpKind::kDequantized;
+      break;
+    case OpKind::kDequantized:
+      inv.kind = OpKind::kDequantize;
       break;
   }
   return inv;

@@ -91,6 +91,10 @@ enum class OpKind {
   kRopeDeinterleave,  // per head: pairs -> halves (glm3 rearrange: evens, then odds)
   kPad,               // grow an axis with zeros (per tensor)
   kTruncate,          // keep the first rows of an axis (per tensor; drops data)
+  // (FP8 weight, float32 block scale) pairs -> bf16 weights; first in a chain only. The scales
+  // are consumed: the reverse (kDequantized) writes the weights in bf16 and no scale.
+  kDequantize,
+  kDequantized,  // the reverse of kDequantize: the weights as they are; not a YAML op
 };
 
 const char* OpKindName(OpKind kind);  // the YAML key: "transpose", "rope_interleave", ...
@@ -114,6 +118,7 @@ struct OpSpec {
   std::optional<Expr> from_size;  // pad/truncate: axis length before
   std::optional<Expr> to_size;    // pad/truncate: axis length after
   std::vector<int> tensors;       // per-tensor ops: indices into the list (empty = all)
+  std::vector<Expr> block;        // dequantize: rows and columns one scale covers
   std::optional<Expr> when;       // the op runs only when this holds (parameters only)
 };
 
@@ -148,9 +153,12 @@ struct Rule {
   std::vector<NamePattern> ms;      // outputs forward, in list order
   std::vector<OpSpec> ops;          // forward chain
   std::vector<OpSpec> reverse_ops;  // filled at load: inverted and reversed
-  std::optional<Expr> when;         // parameters and placeholders
-  std::optional<Expr> optional;     // parameters only; true = may match nothing
-  bool drop = false;                // one-sided rule: matched tensors are dropped
+  // The hf patterns the reverse writes, by index: all of them but the scales a dequantize
+  // consumes (filled at load).
+  std::vector<size_t> hf_written;
+  std::optional<Expr> when;      // parameters and placeholders
+  std::optional<Expr> optional;  // parameters only; true = may match nothing
+  bool drop = false;             // one-sided rule: matched tensors are dropped
   std::optional<TiedSpec> tied;
   std::optional<DTypeOverride> dtype_hf;  // dtype of tensors written on the hf side (reverse)
   std::optional<DTypeOverride> dtype_ms;  // dtype of tensors written on the ms side (forward)
@@ -169,6 +177,11 @@ struct Rule {
   }
   const std::vector<ShapeDecl>& shapes(Side s) const {
     return s == Side::kHf ? shape_hf : shape_ms;
+  }
+  // The pattern of side `written` that names the `output`-th tensor a chain writes there (the hf
+  // scales a dequantize consumes are not written back).
+  size_t WrittenPattern(Side written, size_t output) const {
+    return written == Side::kHf && !hf_written.empty() ? hf_written[output] : output;
   }
   // "rules/llama.yaml:12:5"
   std::string Label() const;

@@ -49,9 +49,13 @@ class Flow {
     for (const OpSpec& op : chain)
       Apply(op);
     ShapeFlow out;
-    for (Slot& s : slots_)
-      out.shapes.push_back(std::move(s.shape));
-    out.shapes.resize(rule_.side(from == Side::kHf ? Side::kMs : Side::kHf).size());
+    const Side to = from == Side::kHf ? Side::kMs : Side::kHf;
+    out.shapes.resize(rule_.side(to).size());
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      const size_t pattern = rule_.WrittenPattern(to, i);
+      if (pattern < out.shapes.size())
+        out.shapes[pattern] = std::move(slots_[i].shape);
+    }
     out.findings = std::move(findings_);
     return out;
   }
@@ -237,6 +241,14 @@ class Flow {
             s.shape->insert(s.shape->begin() + static_cast<std::ptrdiff_t>(*a), count);
         }
         return;
+      case OpKind::kDequantize: {
+        // Each weight keeps its shape; its scale is consumed.
+        std::vector<Slot> weights;
+        for (size_t i = 0; i < slots_.size(); i += 2)
+          weights.push_back(std::move(slots_[i]));
+        slots_ = std::move(weights);
+        return;
+      }
       case OpKind::kUnstack:
         for (Slot& s : slots_) {
           s.over = op.over;

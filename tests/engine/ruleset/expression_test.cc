@@ -121,6 +121,13 @@ TEST_SUITE("ruleset.expression") {
     CHECK(Eval(Repeat("1 + ", 255) + "1")->as_int() == 256);
   }
 
+  TEST_CASE("cdiv counts the blocks that cover a size") {
+    CHECK(Eval("cdiv(576, 128)")->as_int() == 5);
+    CHECK(Eval("cdiv(512, 128)")->as_int() == 4);
+    CHECK(Eval("cdiv(0, 128)")->as_int() == 0);
+    CHECK_FALSE(Eval("cdiv(5, 0)").ok());
+  }
+
   TEST_CASE("lists: literals, membership, indexing and len") {
     const Value layers = Value::List({Value::Int(0), Value::Int(2)});
     const std::map<std::string, Value> n{{"layer", Value::Int(2)}, {"dense", layers}};
