@@ -70,6 +70,10 @@ struct PlanContext {
   // Inputs that do not have the shape their rule declares (already reported): no step is made
   // for them, as its op checks would only repeat the problem.
   std::set<uint64_t> misshapen;
+  // Forward with the rule set's hf_layout.fp8_scales: per FP8 input, the input holding its block
+  // scale; the scales are consumed by the steps of their weights, matched by no rule.
+  std::map<uint64_t, uint64_t> fp8_scale_of;
+  std::set<uint64_t> fp8_scales;
 
   void Fail(ErrorCode code, const std::string& message, const Location& where) {
     errors.emplace_back(code, message, where);
@@ -84,6 +88,9 @@ struct PlanContext {
 
 // Stage 1: the rules active in this direction, with compiled source patterns.
 void SelectRules(PlanContext& ctx);
+// Before stage 2: pairs FP8 weights with their block scales (plan_fp8.cc); an FP8 weight
+// without its scale is an error.
+void PairFp8Scales(PlanContext& ctx);
 // Stage 2: for each input, the one rule instance it belongs to (nullopt when unmatched, with the
 // problem recorded).
 std::vector<std::optional<InputMatch>> MatchInputs(PlanContext& ctx);

@@ -213,6 +213,7 @@ void SelectRules(PlanContext& ctx) {
 }
 
 std::vector<std::optional<InputMatch>> MatchInputs(PlanContext& ctx) {
+  PairFp8Scales(ctx);
   PatternSet set;
   std::vector<std::pair<size_t, size_t>> entries;  // set index -> (active, pattern)
   for (size_t a = 0; a < ctx.active.size(); ++a) {
@@ -236,6 +237,8 @@ std::vector<std::optional<InputMatch>> MatchInputs(PlanContext& ctx) {
                FileLocation(ctx.rules.file));
       continue;
     }
+    if (ctx.fp8_scales.count(i))
+      continue;  // read by the step of its weight
     hits.clear();
     std::string reasons;
     for (int e : set.Match(name)) {

@@ -48,6 +48,45 @@ bool FinishOutputs(PlanContext& ctx, const Rule& rule, PlanStep& step) {
   return true;
 }
 
+// The FP8 inputs of a step with a block scale (hf_layout.fp8_scales): their scales are appended
+// to the step's inputs and dequantised with them first; the ops doing so. nullopt (with the
+// problem recorded) when a scale does not fit its weight.
+std::optional<std::vector<PrimitiveOp>> Fp8Inputs(PlanContext& ctx, const Rule& rule,
+                                                  PlanStep& step) {
+  std::vector<PrimitiveOp> ops;
+  const auto& fp8 = ctx.rules.hf_fp8_scales;
+  const size_t n = step.inputs.size();
+  for (size_t i = 0; i < n; ++i) {
+    const auto it = ctx.fp8_scale_of.find(step.inputs[i]);
+    if (it == ctx.fp8_scale_of.end())
+      continue;
+    const TensorInfo& w = ctx.inventory[step.inputs[i]];
+    const TensorInfo& scale = ctx.inventory[it->second];
+    const Shape want = w.shape.size() == 2
+                           ? Shape{(w.shape[0] + fp8->block_rows - 1) / fp8->block_rows,
+                                   (w.shape[1] + fp8->block_cols - 1) / fp8->block_cols}
+                           : Shape{};
+    if (w.shape.size() != 2 || scale.shape != want) {
+      ctx.Fail(ErrorCode::kPlanInvalid,
+               "rule " + rule.Label() + ": the FP8 weight " + w.name + " " +
+                   ShapeToString(w.shape) + " needs a block scale of " + ShapeToString(want) +
+                   " (blocks of " + std::to_string(fp8->block_rows) + " x " +
+                   std::to_string(fp8->block_cols) + "), but " + scale.name + " is " +
+                   ShapeToString(scale.shape),
+               rule.where);
+      return std::nullopt;
+    }
+    step.inputs.push_back(it->second);
+    ops.push_back(PrimitiveOp{PrimitiveOp::Kind::kDequantize,
+                              static_cast<uint32_t>(i),
+                              1,
+                              0,
+                              {fp8->block_rows, fp8->block_cols, n},
+                              {}});
+  }
+  return ops;
+}
+
 std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
   const ActiveRule& a = ctx.active[g.active];
   const Rule& rule = *a.rule;
@@ -74,22 +113,28 @@ std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
   }
   const auto& chain = rule.chain(ctx.options.direction);
   const bool dequantize = !chain.empty() && chain[0].kind == OpKind::kDequantize;
-  step.value_dtype = dequantize ? DType::kBF16 : ctx.inventory[step.inputs[0]].dtype;
-  for (size_t i = 0; i < step.inputs.size(); ++i) {
+  std::optional<std::vector<PrimitiveOp>> fp8 = Fp8Inputs(ctx, rule, step);
+  if (!fp8)
+    return std::nullopt;
+  step.value_dtype =
+      dequantize || !fp8->empty() ? DType::kBF16 : ctx.inventory[step.inputs[0]].dtype;
+  for (size_t i = 0; i < pattern_of.size(); ++i) {
     const TensorInfo& t = ctx.inventory[step.inputs[i]];
-    // A dequantize reads FP8 weights (even patterns) and their float32 scales (odd ones).
-    const DType want = !dequantize              ? step.value_dtype
-                       : pattern_of[i] % 2 == 0 ? DType::kF8E4M3
-                                                : DType::kF32;
+    // A dequantize reads FP8 weights (even patterns) and their float32 scales (odd ones); an
+    // FP8 input with a block scale (hf_layout.fp8_scales) is dequantised before the ops.
+    const DType want = dequantize ? (pattern_of[i] % 2 == 0 ? DType::kF8E4M3 : DType::kF32)
+                       : ctx.fp8_scale_of.count(step.inputs[i]) ? DType::kF8E4M3
+                                                                : step.value_dtype;
     if (t.dtype != want) {
-      ctx.Fail(ErrorCode::kPlanInvalid,
-               "rule " + rule.Label() +
-                   (dequantize ? ": dequantize reads " + std::string(Name(want)) + ", but " +
-                                     t.name + " is " + std::string(Name(t.dtype))
-                               : ": inputs differ in dtype: " + ctx.inventory[step.inputs[0]].name +
-                                     " is " + std::string(Name(step.value_dtype)) + ", " + t.name +
-                                     " is " + std::string(Name(t.dtype))),
-               rule.where);
+      ctx.Fail(
+          ErrorCode::kPlanInvalid,
+          "rule " + rule.Label() +
+              (dequantize ? ": dequantize reads " + std::string(Name(want)) + ", but " + t.name +
+                                " is " + std::string(Name(t.dtype))
+                          : ": inputs differ in dtype: " + ctx.inventory[step.inputs[0]].name +
+                                " is " + std::string(Name(ctx.inventory[step.inputs[0]].dtype)) +
+                                ", " + t.name + " is " + std::string(Name(t.dtype))),
+          rule.where);
       return std::nullopt;
     }
   }
@@ -102,9 +147,13 @@ std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
     ctx.Add(std::move(lowered).error());
     return std::nullopt;
   }
-  step.ops = std::move(lowered->ops);
-  step.lossy = lowered->lossy;
-  step.lossy_reason = lowered->lossy_reason;
+  const bool dequantised = !fp8->empty();
+  step.ops = std::move(*fp8);
+  step.ops.insert(step.ops.end(), lowered->ops.begin(), lowered->ops.end());
+  step.lossy = lowered->lossy || dequantised;
+  step.lossy_reason = dequantised ? "FP8 weights dequantised to bfloat16 (the reverse writes "
+                                    "bfloat16, not FP8)"
+                                  : lowered->lossy_reason;
   const auto& targets = rule.side(ctx.target);
   for (size_t i = 0; i < lowered->outputs.size(); ++i) {
     ChainSlot& slot = lowered->outputs[i];

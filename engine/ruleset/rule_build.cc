@@ -355,10 +355,35 @@ void BuildHeader(const Fields& f, RuleFileParts& parts, Diagnostics& diag) {
     parts.has_models = true;
   }
   if (const TextNode* l = f.Get("hf_layout")) {
-    Fields lf(*l, "hf_layout", {"container"}, diag);
+    Fields lf(*l, "hf_layout", {"container", "fp8_scales"}, diag);
     if (const TextNode* c = lf.Get("container")) {
       rs.hf_container = ReadText(*c, "container", diag).value_or("");
       parts.has_container = true;
+    }
+    if (const TextNode* s = lf.Get("fp8_scales")) {
+      Fields sf(*s, "fp8_scales", {"suffix", "block"}, diag);
+      const TextNode* suffix = sf.Get("suffix");
+      const TextNode* block = sf.Get("block");
+      if (sf.ok() && (!suffix || !block)) {
+        diag.Report("fp8_scales needs suffix (e.g. _scale_inv) and block ([rows, columns])",
+                    s->where);
+      } else if (sf.ok()) {
+        auto text = ReadText(*suffix, "suffix", diag);
+        std::vector<int64_t> sizes;
+        for (const TextNode& item : block->items) {
+          if (auto v = ReadInt(item, "block", diag))
+            sizes.push_back(*v);
+        }
+        if (sizes.size() != 2 || sizes[0] <= 0 || sizes[1] <= 0 || sizes[0] > (1 << 20) ||
+            sizes[1] > (1 << 20))
+          diag.Report("block gives rows and columns: two positive sizes", block->where);
+        else if (text && !text->empty())
+          rs.hf_fp8_scales = RuleSet::Fp8Scales{*text, static_cast<uint64_t>(sizes[0]),
+                                                static_cast<uint64_t>(sizes[1])};
+        else if (text)
+          diag.Report("the suffix of the scales cannot be empty", suffix->where);
+      }
+      parts.has_fp8_scales = true;
     }
   }
   if (const TextNode* e = f.Get("extends")) {

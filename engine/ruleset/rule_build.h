@@ -31,6 +31,7 @@ struct RuleFileParts {
   bool has_description = false;
   bool has_models = false;
   bool has_container = false;
+  bool has_fp8_scales = false;
 };
 
 // Reads the top-level map. Problems go to `diag`; the result holds whatever could be read.

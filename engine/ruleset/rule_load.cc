@@ -104,6 +104,8 @@ class Loader {
       base.models = own.models;
     if (parts.has_container)
       base.hf_container = own.hf_container;
+    if (parts.has_fp8_scales)
+      base.hf_fp8_scales = own.hf_fp8_scales;
     Override(base.params, std::move(own.params));
     Override(base.placeholders, std::move(own.placeholders));
     Override(base.conditions, std::move(own.conditions));

@@ -196,6 +196,15 @@ struct RuleSet {
   std::string description;
   std::vector<std::string> models;  // model keys and aliases served
   std::string hf_container;         // hf_layout.container: top-level key nesting the tensors
+  // hf_layout.fp8_scales: forward, an F8_E4M3 tensor X with a float32 X<suffix> beside it is
+  // dequantised to bfloat16 with that block scale before its rule's ops, and X<suffix> is
+  // consumed (DeepSeek-V3's and other block-quantised FP8 checkpoints).
+  struct Fp8Scales {
+    std::string suffix;
+    uint64_t block_rows = 0;
+    uint64_t block_cols = 0;
+  };
+  std::optional<Fp8Scales> hf_fp8_scales;
   std::vector<ParamDecl> params;
   std::vector<PlaceholderDecl> placeholders;
   std::vector<ConditionDecl> conditions;

@@ -91,12 +91,18 @@ def randn(g, *shape, dtype=torch.float32):
     return torch.randn(*shape, generator=g).to(dtype)
 
 
+def record_of(t):
+    """(dtype code, shape, bytes) of a torch tensor, or `t` itself when it is such a record (a
+    dtype torch 1.13 lacks, such as F8_E4M3)."""
+    return t if isinstance(t, tuple) else record(t)
+
+
 def write_safetensors(path, named):
-    """A safetensors file written by hand (official layout), any dtype torch has a code for."""
+    """A safetensors file written by hand (official layout): torch tensors, or records."""
     header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
     for name, t in named.items():
-        data = torch_bytes(t)
-        header[name] = {"dtype": TORCH_TO_CODE[str(t.dtype)], "shape": list(t.shape),
+        code, shape, data = record_of(t)
+        header[name] = {"dtype": code, "shape": list(shape),
                         "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
@@ -133,7 +139,7 @@ def write_hf_folder(folder, named, config, fmt="safetensors", shards=2, shard_na
             torch.save(sub, os.path.join(folder, file))
         weight_map.update({n: file for n in part})
     if shards > 1:
-        total = sum(len(torch_bytes(t)) for t in named.values())
+        total = sum(len(record_of(t)[2]) for t in named.values())
         with open(os.path.join(folder, f"{stem}.{ext}.index.json"), "w") as f:
             json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))},
                       f, indent=2)

@@ -13,16 +13,17 @@ dropped, listed; output_layer.weight is always written, mtp.output_layer.weight 
 bias stays float32 whatever --dtype says, both ways; reverse gives the input back byte for byte
 except the two dropped MTP copies (the rule language cannot write them back), also from the .ckpt
 alone (the MTP layer's HF index needs the layer count, asked for by name); num_nextn_predict_layers
-0 and 1 work and 2 is refused; an FP8 checkpoint (*_scale_inv tensors) is refused naming the
-reason; the seed command line writes the same bytes as --rules under both keys; lint --against
+0 and 1 work and 2 is refused; an FP8 checkpoint (float8_e4m3fn weights with *_scale_inv block
+scales, quantised here) is dequantised to bf16 exactly as torch computes it (edge blocks, NaN,
+-0, subnormal codes, a zero scale), the reverse writes bf16, and a missing or misshapen scale is refused naming the weight; the seed command line writes the same bytes as --rules under both keys; lint --against
 round-trips.
 """
 import json
 import os
-import re
 import sys
 import unittest
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -166,6 +167,66 @@ def mtp_copies(c):
     return sorted(f"model.layers.{c['num_hidden_layers']}.{n}" for n in MTP_COPIES)
 
 
+# Sizes above the 128 x 128 block and not multiples of it, so that edge blocks are partial.
+FP8_SIZES = dict(hidden_size=200, intermediate_size=300, moe_intermediate_size=140,
+                 num_attention_heads=2, num_key_value_heads=2, q_lora_rank=136, kv_lora_rank=130,
+                 qk_nope_head_dim=64, qk_rope_head_dim=8, v_head_dim=70, n_routed_experts=2,
+                 num_hidden_layers=2, num_nextn_predict_layers=0, vocab_size=260)
+
+
+def is_fp8_weight(name):
+    """The weights DeepSeek-V3's FP8 release stores in float8: the linear layers of the decoder."""
+    return name.startswith("model.layers.") and name.endswith("proj.weight")
+
+
+def e4m3_values():
+    """The value of every float8_e4m3fn code, from the format: sign, 4 exponent bits (bias 7),
+    3 mantissa bits, subnormals at exponent 0, S.1111.111 NaN, no infinities."""
+    out = np.zeros(256, dtype=np.float32)
+    for code in range(256):
+        e, m = (code >> 3) & 15, code & 7
+        if code & 0x7F == 0x7F:
+            v = float("nan")
+        elif e == 0:
+            v = m / 8 * 2.0 ** -6
+        else:
+            v = (1 + m / 8) * 2.0 ** (e - 7)
+        out[code] = -v if code & 0x80 else v
+    return out
+
+
+E4M3 = e4m3_values()
+
+
+def quantize_e4m3(t, seed, block=128):
+    """Codes and block scales for a bf16 weight: the nearest code of each weight divided by its
+    block's scale (max |w| / 448, 1 for an all-zero block), with a few special codes planted."""
+    w = t.float().numpy()
+    rows, cols = w.shape
+    br, bc = -(-rows // block), -(-cols // block)
+    scales = np.ones((br, bc), dtype=np.float32)
+    for i in range(br):
+        for j in range(bc):
+            peak = np.abs(w[i * block:(i + 1) * block, j * block:(j + 1) * block]).max()
+            scales[i, j] = peak / 448 if peak > 0 else 1
+    expanded = np.repeat(np.repeat(scales, block, 0), block, 1)[:rows, :cols]
+    finite = np.where(np.isnan(E4M3), np.inf, E4M3)
+    codes = np.abs(finite[None, :] - (w / expanded).reshape(-1, 1)).argmin(axis=1)
+    codes = codes.astype(np.uint8).reshape(rows, cols)
+    codes[0, 0], codes[0, 1], codes[1, 0] = 0x7F, 0x80, 0x01  # NaN, -0, the smallest subnormal
+    if seed % 3 == 0:
+        scales[-1, -1] = 0  # a zero scale: every weight of the last block is 0 (or NaN)
+    return codes, scales
+
+
+def dequantize_like_torch(codes, scales, block=128):
+    """bf16(float32(code value) * its block's scale): torch's float32 multiply and rounding."""
+    rows, cols = codes.shape
+    expanded = np.repeat(np.repeat(scales, block, 0), block, 1)[:rows, :cols]
+    product = torch.from_numpy(E4M3[codes]) * torch.from_numpy(np.ascontiguousarray(expanded))
+    return product.to(torch.bfloat16)
+
+
 class DeepSeek3Test(FamilyTestCase):
     def make(self, shards=3, tensors=None, **overrides):
         config = ds3_config(**overrides)
@@ -258,23 +319,62 @@ class DeepSeek3Test(FamilyTestCase):
         self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
                            self.path("m.ckpt")], 1, "model.layers.3.eh_proj.weight")
 
-    def test_an_fp8_checkpoint_is_refused_naming_the_reason(self):
-        config = ds3_config()
-        tensors = ds3_tensors(config)
-        scales = {"model.layers.0.self_attn.q_a_proj.weight_scale_inv": [1, 1],
-                  "model.layers.0.mlp.down_proj.weight_scale_inv": [1, 1],
-                  "model.layers.1.mlp.shared_experts.up_proj.weight_scale_inv": [1, 1],
-                  "model.layers.2.mlp.experts.3.gate_proj.weight_scale_inv": [1, 1],
-                  "model.layers.3.mlp.experts.0.down_proj.weight_scale_inv": [1, 1]}
-        for name, shape in scales.items():
-            tensors[name] = torch.ones(*shape)
-        folder, _, _ = self.make(tensors=tensors)
-        p = self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
-                               self.path("m.ckpt")], 1)
-        for name in scales:
-            self.assertRegex(p.stderr, re.escape(name) + r" \(matches rule \S+ but its when "
-                             r"\"fp8_dequantization_not_supported_yet\" is false")
+    def test_an_fp8_checkpoint_is_dequantised_exactly_as_torch_computes_it(self):
+        """Sizes above 128 and not multiples of it (edge blocks), NaN, -0 and subnormal codes, a
+        zero scale; the expected bf16 is torch's float32 multiply and rounding."""
+        config = ds3_config(**FP8_SIZES)
+        folder, dequantized = self.make_fp8(config)
+        ckpt = self.path("fp8.ckpt")
+        run("convert", "--rules", RULES, "--input", folder, "--output", ckpt)
+        self.assertEqual(read_ckpt(ckpt), ds3_expected(dequantized, config))
+        fp8 = sum(1 for n in dequantized if is_fp8_weight(n))
+        self.assertIn(f"{fp8} FP8 weight(s) dequantised to bfloat16", run(
+            "plan", "--rules", RULES, "--input", folder).stdout)
+        # The reverse writes bf16: no FP8, no scales.
+        back = self.path("fp8_back")
+        cw_convert(RULES, ckpt, back + "/", "--config", os.path.join(folder, "config.json"),
+                   reverse=True)
+        self.assertEqual(read_hf_folder(back), {n: record(t) for n, t in dequantized.items()})
+
+    def test_an_fp8_weight_without_its_scale_or_with_a_wrong_one_is_refused_naming_it(self):
+        config = ds3_config(**FP8_SIZES)
+        folder, _ = self.make_fp8(config, drop="model.layers.1.mlp.experts.1.up_proj.weight_scale_inv")
+        self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
+                           self.path("m.ckpt")], 1,
+                          "have no float32 block scale named like them plus \"_scale_inv\"",
+                          "model.layers.1.mlp.experts.1.up_proj.weight")
+        folder, _ = self.make_fp8(config, bad_scale="model.layers.0.self_attn.o_proj.weight_scale_inv")
+        self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
+                           self.path("m.ckpt")], 1,
+                          "the FP8 weight model.layers.0.self_attn.o_proj.weight [200, 140] needs "
+                          "a block scale of [2, 2]")
         self.assertFalse(os.path.exists(self.path("m.ckpt")))
+
+    def make_fp8(self, config, drop=None, bad_scale=None):
+        """An FP8 checkpoint quantised here from a bf16 one: every linear weight of the layers in
+        float8_e4m3fn with a float32 scale per 128 x 128 block. Returns the folder and the bf16
+        tensors torch computes from it (what the converter must write)."""
+        tensors = ds3_tensors(config)
+        files, dequantized = {}, {}
+        for i, (name, t) in enumerate(sorted(tensors.items())):
+            if not is_fp8_weight(name):
+                files[name] = t
+                dequantized[name] = t
+                continue
+            codes, scales = quantize_e4m3(t, i)
+            files[name] = ("F8_E4M3", list(codes.shape), codes.tobytes())
+            files[name + "_scale_inv"] = torch.from_numpy(scales)
+            dequantized[name] = dequantize_like_torch(codes, scales)
+        if drop:
+            del files[drop]
+        if bad_scale:
+            files[bad_scale] = torch.ones(1, 1)
+        config = dict(config, quantization_config={
+            "activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+            "weight_block_size": [128, 128]})
+        folder = self.path(f"fp8_{len(os.listdir(self.tmp))}")
+        write_hf_folder(folder, dict(sorted(files.items())), config, fmt="safetensors", shards=3)
+        return folder, dequantized
 
     def test_the_router_bias_stays_float32_whatever_dtype_says(self):
         folder, config, tensors = self.make()

@@ -1,6 +1,8 @@
 // FP8 weights with block scales through a rule's dequantize op: planning (dtypes, scale shapes,
 // names, the scales consumed), running the step, and the reverse that writes bfloat16.
+#include <algorithm>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -58,7 +60,87 @@ std::vector<std::byte> Scales(size_t n, float first) {
   return out;
 }
 
+// A whole checkpoint's FP8 weights, declared once for the file (hf_layout.fp8_scales).
+constexpr const char* kFileLevel = R"(
+hf_layout:
+  fp8_scales: {suffix: _scale_inv, block: [128, 128]}
+placeholders:
+  e: {type: int, count: 2}
+rules:
+  - {hf: norm.weight, ms: norm.weight}
+  - {hf: proj.weight, ms: linear_proj.weight}
+  - hf: "x.{e}.down.weight"
+    ms: x.weight2
+    ops:
+      - stack: {over: e, axis: 0}
+      - permute: [0, 2, 1]
+)";
+
 TEST_SUITE("plan.dequantize") {
+  TEST_CASE("with fp8_scales, every FP8 weight is dequantised before its rule's ops") {
+    const RuleSet rules = Rules(kFileLevel);
+    const std::vector<TensorInfo> inventory = {
+        test::Info("norm.weight", DType::kBF16, {130}),
+        test::Info("proj.weight", DType::kF8E4M3, {130, 260}),
+        test::Info("proj.weight_scale_inv", DType::kF32, {2, 3}),
+        test::Info("x.0.down.weight", DType::kF8E4M3, {130, 70}),
+        test::Info("x.0.down.weight_scale_inv", DType::kF32, {2, 1}),
+        test::Info("x.1.down.weight", DType::kF8E4M3, {130, 70}),
+        test::Info("x.1.down.weight_scale_inv", DType::kF32, {2, 1})};
+    auto plan = MakePlan(rules, inventory, {});
+    REQUIRE(plan.ok());
+    std::map<std::string, TensorInfo> out;
+    for (const TensorInfo& t : plan->Outputs())
+      out[t.name] = t;
+    REQUIRE(out.size() == 3);
+    CHECK(out.at("norm.weight").dtype == DType::kBF16);
+    CHECK(out.at("linear_proj.weight").dtype == DType::kBF16);
+    CHECK(out.at("x.weight2").shape == Shape{2, 70, 130});
+    CHECK(out.at("x.weight2").dtype == DType::kBF16);
+    for (const PlanStep& s : plan->steps)
+      CHECK(s.lossy == (s.outputs[0].name != "norm.weight"));
+    CHECK(std::any_of(plan->notes.begin(), plan->notes.end(), [](const std::string& n) {
+      return n.find("3 FP8 weight(s) dequantised to bfloat16") == 0;
+    }));
+    // The stacked experts: each dequantised with its own scale, then stacked and transposed.
+    const PlanStep* experts = nullptr;
+    for (const PlanStep& s : plan->steps)
+      experts = s.outputs[0].name == "x.weight2" ? &s : experts;
+    REQUIRE(experts);
+    std::map<uint64_t, std::vector<std::byte>> bytes = {{3, Pattern(130 * 70, 3)},
+                                                        {4, Scales(2, 0.5f)},
+                                                        {5, Pattern(130 * 70, 9)},
+                                                        {6, Scales(2, 2.0f)}};
+    std::vector<TensorData> inputs;
+    for (uint64_t i : experts->inputs)
+      inputs.push_back(TensorData::Borrow(bytes.at(i)));
+    auto got = ApplyStep(*plan, *experts, std::move(inputs));
+    REQUIRE(got.ok());
+    for (uint64_t e = 0; e < 2; ++e) {
+      std::vector<std::byte> want(2 * 130 * 70);
+      DequantizeE4M3ToBF16(bytes.at(3 + 2 * e), bytes.at(4 + 2 * e), 130, 70, 128, 128, want);
+      // Transposed: element (r, c) of expert e lands at (e, c, r).
+      for (uint64_t r = 0; r < 130; r += 43) {
+        for (uint64_t c = 0; c < 70; c += 23) {
+          CHECK(std::memcmp((*got)[0].bytes().data() + 2 * ((e * 70 + c) * 130 + r),
+                            want.data() + 2 * (r * 70 + c), 2) == 0);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("with fp8_scales, an FP8 weight without its scale is named") {
+    const RuleSet rules = Rules(kFileLevel);
+    auto plan = MakePlan(rules,
+                         {test::Info("norm.weight", DType::kBF16, {130}),
+                          test::Info("proj.weight", DType::kF8E4M3, {130, 260})},
+                         {});
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().message().find("1 FP8 (F8_E4M3) tensor(s) have no float32 block scale "
+                                      "named like them plus \"_scale_inv\":\n    proj.weight") !=
+          std::string::npos);
+  }
+
   TEST_CASE("an FP8 weight and its scale plan to one bfloat16 tensor and run exactly") {
     const RuleSet rules = Rules(kLinear);
     // 300 x 200: blocks of 128 leave edge blocks of 44 rows and 72 columns.
