@@ -39,6 +39,15 @@ void AddRuleOptions(CLI::App* cmd, cw::RuleChoice& choice, std::vector<std::stri
   cmd->add_option("--config", choice.config, "config.json to use instead of the input's");
 }
 
+void AddDistributedOptions(CLI::App* cmd, cw::DistributedInput& d) {
+  cmd->add_option("--strategy", d.strategy,
+                  "MindSpore parallel-strategy file or folder of a distributed checkpoint");
+  cmd->add_flag("--skip-replica-check", d.skip_replica_check,
+                "Do not compare replicas byte for byte (a differing one goes unnoticed)");
+  cmd->add_flag("--allow-unused-layouts", d.allow_unused_layouts,
+                "Note, not refuse, layouts of parameters no rank file holds");
+}
+
 int RunSeedCommand(const std::vector<std::string>& args) {
   auto request = cw::cli::ParseSeedCommand(args);
   if (!request.ok())
@@ -75,6 +84,9 @@ int main(int argc, char** argv) {
         ->add_option("--output", convert.output, ".ckpt, .safetensors, .bin, .pth or folder/")
         ->required();
     convert_cmd->add_flag("--reverse", convert.reverse, "MindSpore -> HuggingFace/PyTorch");
+    AddDistributedOptions(convert_cmd, convert.distributed);
+    convert_cmd->add_option("--rank", convert.ranks,
+                            "Forward with --strategy: write only these ranks (3, 0-7, 0,4-7)");
     convert_cmd->add_option("--dtype", convert.dtype, "Cast floating tensors: fp32, fp16 or bf16");
     convert_cmd->add_option("--threads", convert.threads, "Worker threads (default: all cores)");
     convert_cmd->add_option("--max-shard-size", convert.max_shard_size, "Folder output shard size");
@@ -93,6 +105,7 @@ int main(int argc, char** argv) {
     AddRuleOptions(plan_cmd, plan.rules, plan_sets);
     plan_cmd->add_option("--input", plan.input, "Checkpoint file or folder")->required();
     plan_cmd->add_flag("--reverse", plan.reverse, "MindSpore -> HuggingFace/PyTorch");
+    AddDistributedOptions(plan_cmd, plan.distributed);
     plan_cmd->add_option("--dtype", plan.dtype, "Cast floating tensors: fp32, fp16 or bf16");
     plan_cmd->add_flag("--json", plan.json, "Machine-readable output");
     plan_cmd->allow_extras();
@@ -103,6 +116,7 @@ int main(int argc, char** argv) {
     lint_cmd->add_option("rules", lint.rule_files, "Rule files")->required();
     lint_cmd->add_option("--against", lint.against, "Also check both directions on a checkpoint");
     lint_cmd->add_option("--config", lint.config, "config.json for --against");
+    AddDistributedOptions(lint_cmd, lint.distributed);
     lint_cmd->add_option("--set", lint_sets, "Rule parameter name=value (repeatable)");
 
     bool models_markdown = false;
@@ -117,6 +131,21 @@ int main(int argc, char** argv) {
     inspect_cmd->add_option("path", inspect.path, "Checkpoint or strategy file or folder")
         ->required();
     inspect_cmd->add_flag("--json", inspect.json, "Machine-readable output");
+    AddDistributedOptions(inspect_cmd, inspect.distributed);
+
+    cw::MergeRequest merge;
+    CLI::App* merge_cmd = app.add_subcommand(
+        "merge", "Merge a distributed MindSpore checkpoint (rank_<r>/ folders) into full tensors");
+    merge_cmd->add_option("--input", merge.input, "Folder of rank_<r>/ folders")->required();
+    merge_cmd->add_option("--output", merge.output, ".ckpt, .safetensors or folder/")->required();
+    AddDistributedOptions(merge_cmd, merge.distributed);
+    merge_cmd->add_flag("--drop-training-state", merge.drop_training_state,
+                        "Leave out optimizer state and training scalars (whole kinds)");
+    merge_cmd->add_option("--threads", merge.threads, "Worker threads (default: all cores)");
+    merge_cmd->add_option("--max-shard-size", merge.max_shard_size, "Folder output shard size");
+    merge_cmd->add_option("--max-memory", merge.max_memory, "Cap on tensor bytes held at once");
+    merge_cmd->add_flag("--force", merge.force, "Replace an existing output");
+    merge_cmd->add_flag("--quiet", merge.quiet, "No progress and no summary");
 
     cw::RewriteRequest rewrite;
     CLI::App* rewrite_cmd = app.add_subcommand(
@@ -165,6 +194,10 @@ int main(int argc, char** argv) {
       return Report(cw::Inspect(inspect, std::cout, std::cerr));
     if (*rewrite_cmd)
       return Report(cw::Rewrite(rewrite, std::cerr));
+    if (*merge_cmd) {
+      merge.progress = isatty(STDERR_FILENO) != 0;
+      return Report(cw::Merge(merge, std::cerr));
+    }
   } catch (const std::exception& e) {
     std::cerr << "convert_weight: internal error, please report: " << e.what() << "\n";
     return 70;

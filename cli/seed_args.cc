@@ -62,7 +62,9 @@ bool LooksLikeSeedCommand(const std::vector<std::string>& args) {
 Result<ConvertRequest> ParseSeedCommand(const std::vector<std::string>& args) {
   ConvertRequest r;
   r.progress = false;
-  CW_ASSIGN_OR_RETURN(const Options options, SplitOptions(args, {"reversed", "force", "quiet"}));
+  CW_ASSIGN_OR_RETURN(const Options options,
+                      SplitOptions(args, {"reversed", "force", "quiet", "skip_replica_check",
+                                          "allow_unused_layouts"}));
   for (const auto& [key, value] : options) {
     if (key == "model") {
       r.rules.model = value;
@@ -81,6 +83,14 @@ Result<ConvertRequest> ParseSeedCommand(const std::vector<std::string>& args) {
       if (ec != std::errc() || end != value.data() + value.size()) {
         return Error(ErrorCode::kUsage, "--threads needs a number, not \"" + value + "\"");
       }
+    } else if (key == "strategy") {
+      r.distributed.strategy = value;
+    } else if (key == "rank") {
+      r.ranks = value;
+    } else if (key == "skip_replica_check") {
+      r.distributed.skip_replica_check = true;
+    } else if (key == "allow_unused_layouts") {
+      r.distributed.allow_unused_layouts = true;
     } else if (key == "force") {
       r.force = true;
     } else if (key == "quiet") {

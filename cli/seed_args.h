@@ -5,7 +5,9 @@
 //                  [--qkv_concat [true|false]] [--KEY VALUE]...
 // Every option other than model, input_path, output_path, reversed and dtype sets the rule
 // parameter bound to that flag name (typed by the parameter; an unknown one is an error listing
-// the accepted ones). Also accepted: --threads N, --force, --quiet, --config FILE.
+// the accepted ones). Also accepted: --threads N, --force, --quiet, --config FILE, and for a
+// distributed MindSpore checkpoint --strategy FILE|DIR, --rank R, --skip_replica_check,
+// --allow_unused_layouts (docs/distributed.md).
 #pragma once
 
 #include <string>

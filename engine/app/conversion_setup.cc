@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include "engine/app/model_registry.h"
+#include "engine/app/progress_display.h"
 #include "engine/formats/checkpoint_io.h"
 #include "engine/formats/prefix_view.h"
 #include "engine/plan/planner.h"
@@ -37,14 +38,48 @@ std::string FindConfig(const std::string& given, const std::string& input) {
   return fs::is_regular_file(config, ec) ? config.string() : std::string();
 }
 
+OpenOptions OpenOptionsFor(const DistributedInput& distributed) {
+  OpenOptions open;
+  open.distributed.strategy = distributed.strategy;
+  open.distributed.compare_replicas = !distributed.skip_replica_check;
+  open.distributed.allow_unused_layouts = distributed.allow_unused_layouts;
+  return open;
+}
+
+Status CheckOutputIsNotInput(const std::string& output, const std::string& input,
+                             const CheckpointReader& reader) {
+  std::error_code ec;
+  const fs::path out = fs::weakly_canonical(output, ec);
+  auto same = [&](const fs::path& p) { return fs::weakly_canonical(p, ec) == out; };
+  bool clash = same(input);
+  for (size_t i = 0; i < reader.tensors().size() && !clash; ++i)
+    clash = same(reader.FileOf(i));
+  if (clash) {
+    return Error(ErrorCode::kUsage, "the output would overwrite the input", FileLocation(output));
+  }
+  return OkStatus();
+}
+
+std::string DroppedKindsText(const std::vector<DroppedKind>& dropped) {
+  std::string out;
+  for (const DroppedKind& d : dropped) {
+    out += (out.empty() ? "" : ", ") + d.kind + " (" + std::to_string(d.tensors) +
+           (d.tensors == 1 ? " tensor, " : " tensors, ") + HumanBytes(d.bytes) + ")";
+  }
+  return out;
+}
+
 Result<Conversion> PrepareConversion(const RuleChoice& choice, const std::string& input,
-                                     bool reverse, const std::string& dtype, std::ostream& err) {
+                                     bool reverse, const std::string& dtype,
+                                     const OpenOptions& open, std::ostream& err) {
   Conversion c;
   CW_ASSIGN_OR_RETURN(c.rules, ChooseRules(choice));
-  std::string note;
-  CW_ASSIGN_OR_RETURN(c.reader, OpenCheckpoint(input, &note));
-  if (!note.empty())
+  CW_ASSIGN_OR_RETURN(c.reader, OpenCheckpoint(input, open, &c.notes));
+  for (const std::string& note : c.notes)
     err << "note: " << note << "\n";
+  // No rule maps optimizer state: a training checkpoint converts as its weights.
+  if (c.reader->format() == FileFormat::kMindSpore)
+    c.reader = WithoutTrainingState(std::move(c.reader), &c.dropped_state);
   // hf_layout.container: forward reads only the tensors nested under that key (prefix removed);
   // every other value of the file is reported and skipped.
   if (!reverse && !c.rules.hf_container.empty()) {

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <ostream>
 #include <thread>
 
@@ -12,6 +13,8 @@
 #include "engine/base/mapped_file.h"
 #include "engine/exec/executor.h"
 #include "engine/formats/checkpoint_io.h"
+#include "engine/formats/distributed/rank_writer.h"
+#include "engine/formats/mindspore/parallel_strategy.h"
 
 namespace cw {
 namespace fs = std::filesystem;
@@ -22,21 +25,6 @@ bool IsWeightFile(const fs::path& p) {
   const std::string ext = p.extension().string();
   return ext == ".safetensors" || ext == ".bin" || ext == ".pth" || ext == ".pt" ||
          ext == ".ckpt" || (name.size() > 11 && name.ends_with(".index.json"));
-}
-
-// Refuses an output that would overwrite the input or any file of it.
-Status CheckOutputIsNotInput(const std::string& output, const std::string& input,
-                             const CheckpointReader& reader) {
-  std::error_code ec;
-  const fs::path out = fs::weakly_canonical(output, ec);
-  auto same = [&](const fs::path& p) { return fs::weakly_canonical(p, ec) == out; };
-  bool clash = same(input);
-  for (size_t i = 0; i < reader.tensors().size() && !clash; ++i)
-    clash = same(reader.FileOf(i));
-  if (clash) {
-    return Error(ErrorCode::kUsage, "the output would overwrite the input", FileLocation(output));
-  }
-  return OkStatus();
 }
 
 // Non-weight files of the input folder (config, tokenizer, generation config) and --config.
@@ -65,10 +53,15 @@ Result<WriterOptions> OutputOptions(const ConvertRequest& request, const Convers
   if (request.reverse)
     options.torch_root_key = c.rules.hf_container;
   options.side_files = SideFiles(request.input, c.config_file);
+  const std::vector<TensorInfo> outputs = c.plan.Outputs();
+  options.drop_quantization_config = std::none_of(
+      outputs.begin(), outputs.end(),
+      [](const TensorInfo& t) { return t.dtype == DType::kF8E4M3 || t.dtype == DType::kF8E5M2; });
   return options;
 }
 
-void PrintSummary(const Plan& plan, double seconds, std::ostream& err, const std::string& out) {
+void PrintSummary(const Conversion& c, double seconds, std::ostream& err, const std::string& out) {
+  const Plan& plan = c.plan;
   char line[256];
   std::snprintf(
       line, sizeof line, "%zu tensors, %s in %.2f s (%s/s), peak memory %s", plan.Outputs().size(),
@@ -85,20 +78,70 @@ void PrintSummary(const Plan& plan, double seconds, std::ostream& err, const std
   for (const DroppedInput& d : plan.dropped) {
     err << "  dropped " << plan.inventory[d.input].name << ": " << d.reason << "\n";
   }
+  if (!c.dropped_state.empty())
+    err << "  dropped training state: " << DroppedKindsText(c.dropped_state) << "\n";
+  // What is lost, once per kind of step (a cast, FP8 dequantised, a truncation).
+  std::map<std::string, size_t> lossy;
+  for (const PlanStep& s : plan.steps) {
+    if (s.lossy)
+      ++lossy[s.lossy_reason];
+  }
+  for (const auto& [reason, steps] : lossy)
+    err << "  note: " << reason << " (" << steps << " step" << (steps == 1 ? "" : "s") << ")\n";
   if (plan.lossy)
     err << "  note: this conversion loses information (see `convert_weight plan`)\n";
+}
+
+// Forward with --strategy: the MindSpore tensors cut into the ranks' slices, a folder of rank
+// folders.
+Result<std::unique_ptr<CheckpointWriter>> CreateSplitWriter(const ConvertRequest& request,
+                                                            const Conversion& c,
+                                                            const WriterOptions& options,
+                                                            std::ostream& err) {
+  CW_ASSIGN_OR_RETURN(const mindspore::ParallelStrategy strategy,
+                      mindspore::LoadParallelStrategy(request.distributed.strategy));
+  distributed::RankWriterOptions split;
+  split.writer = options;
+  split.allow_unused_layouts = request.distributed.allow_unused_layouts;
+  if (!request.ranks.empty()) {
+    CW_ASSIGN_OR_RETURN(
+        split.ranks, distributed::ParseRankList(
+                         request.ranks, strategy.devices_per_stage() * strategy.stages().size()));
+  }
+  std::vector<std::string> notes;
+  CW_ASSIGN_OR_RETURN(auto writer, distributed::CreateRankFolderWriter(
+                                       request.output, c.plan.Outputs(), strategy, split, &notes));
+  if (!request.quiet) {
+    for (const std::string& note : notes)
+      err << "note: " << note << "\n";
+  }
+  return writer;
 }
 
 }  // namespace
 
 Status Convert(const ConvertRequest& request, std::ostream& err) {
   const auto start = std::chrono::steady_clock::now();
-  CW_ASSIGN_OR_RETURN(Conversion c, PrepareConversion(request.rules, request.input, request.reverse,
-                                                      request.dtype, err));
+  // With a strategy, reverse reads a distributed checkpoint; forward writes one (its strategy
+  // then describes the output, not the input).
+  const bool split = !request.distributed.strategy.empty() && !request.reverse;
+  if (!request.ranks.empty() && !split) {
+    return Error(ErrorCode::kUsage,
+                 "--rank chooses the ranks a forward conversion with --strategy writes");
+  }
+  const OpenOptions open = split ? OpenOptions() : OpenOptionsFor(request.distributed);
+  std::ostream silent(nullptr);  // --quiet: no notes either
+  CW_ASSIGN_OR_RETURN(
+      Conversion c, PrepareConversion(request.rules, request.input, request.reverse, request.dtype,
+                                      open, request.quiet ? silent : err));
   CW_RETURN_IF_ERROR(CheckOutputIsNotInput(request.output, request.input, *c.reader));
   CW_ASSIGN_OR_RETURN(const WriterOptions options, OutputOptions(request, c));
-  CW_ASSIGN_OR_RETURN(auto writer,
-                      CreateCheckpointWriter(request.output, c.plan.Outputs(), options));
+  std::unique_ptr<CheckpointWriter> writer;
+  if (split) {
+    CW_ASSIGN_OR_RETURN(writer, CreateSplitWriter(request, c, options, err));
+  } else {
+    CW_ASSIGN_OR_RETURN(writer, CreateCheckpointWriter(request.output, c.plan.Outputs(), options));
+  }
 
   ExecuteOptions exec;
   exec.threads = request.threads != 0 ? request.threads : std::thread::hardware_concurrency();
@@ -116,7 +159,7 @@ Status Convert(const ConvertRequest& request, std::ostream& err) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!request.quiet)
-    PrintSummary(c.plan, seconds, err, request.output);
+    PrintSummary(c, seconds, err, request.output);
   return OkStatus();
 }
 

@@ -5,8 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cw/convert_weight.h"
+#include "engine/app/conversion_setup.h"
 #include "engine/app/inspect_strategy.h"
 #include "engine/formats/checkpoint_io.h"
+#include "engine/formats/distributed/rank_folders.h"
 
 namespace cw {
 namespace {
@@ -48,6 +50,10 @@ void PrintText(const CheckpointReader& reader, std::ostream& out) {
         << "  " << t.byte_size << "\n";
     total += t.byte_size;
     files.insert(reader.FileOf(i));
+    for (const FileExtent& e : reader.Extents(i)) {  // a distributed tensor's other rank files
+      if (e.file != nullptr)
+        files.insert(*e.file);
+    }
   }
   for (const SkippedValue& s : reader.skipped()) {
     out << "skipped " << s.name << ": " << s.description << "\n";
@@ -60,11 +66,15 @@ void PrintText(const CheckpointReader& reader, std::ostream& out) {
 }  // namespace
 
 Status Inspect(const InspectRequest& request, std::ostream& out, std::ostream& err) {
-  if (IsStrategyPath(request.path))
+  // A folder of rank folders is a checkpoint even when a strategy file sits beside them.
+  if (!distributed::IsDistributedFolder(request.path) && request.distributed.strategy.empty() &&
+      IsStrategyPath(request.path)) {
     return InspectStrategy(request.path, request.json, out);
-  std::string note;
-  CW_ASSIGN_OR_RETURN(auto reader, OpenCheckpoint(request.path, &note));
-  if (!note.empty())
+  }
+  std::vector<std::string> notes;
+  CW_ASSIGN_OR_RETURN(auto reader,
+                      OpenCheckpoint(request.path, OpenOptionsFor(request.distributed), &notes));
+  for (const std::string& note : notes)
     err << "note: " << note << "\n";
   if (request.json) {
     PrintJson(*reader, out);

@@ -60,8 +60,11 @@ void PrintModelTable(const std::vector<RuleSet>& all, std::ostream& out) {
 }  // namespace
 
 Status PrintPlan(const PlanRequest& request, std::ostream& out, std::ostream& err) {
-  CW_ASSIGN_OR_RETURN(const Conversion c, PrepareConversion(request.rules, request.input,
-                                                            request.reverse, request.dtype, err));
+  CW_ASSIGN_OR_RETURN(const Conversion c,
+                      PrepareConversion(request.rules, request.input, request.reverse,
+                                        request.dtype, OpenOptionsFor(request.distributed), err));
+  if (!c.dropped_state.empty())
+    err << "note: training state left out: " << DroppedKindsText(c.dropped_state) << "\n";
   out << (request.json ? PlanToJson(c.plan) : PlanToText(c.plan));
   return OkStatus();
 }
@@ -72,9 +75,14 @@ Status Lint(const LintRequest& request, std::ostream& out) {
     std::vector<Error> findings = LintRuleFile(file);
     if (findings.empty() && !request.against.empty()) {
       CW_ASSIGN_OR_RETURN(const RuleSet rules, LoadRuleFile(file));
-      CW_ASSIGN_OR_RETURN(auto reader, OpenCheckpoint(request.against));
+      CW_ASSIGN_OR_RETURN(
+          auto reader,
+          OpenCheckpoint(request.against, OpenOptionsFor(request.distributed), nullptr));
       if (!rules.hf_container.empty())
         reader = ViewUnderKey(std::move(reader), rules.hf_container);
+      // As convert does: optimizer state is no network weight.
+      if (reader->format() == FileFormat::kMindSpore)
+        reader = WithoutTrainingState(std::move(reader), nullptr);
       ParamInputs params;
       params.set = request.set;
       if (const std::string config = FindConfig(request.config, request.against); !config.empty()) {

@@ -1,6 +1,7 @@
 #include "engine/base/input_file.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -116,6 +117,31 @@ Status CopyFileRange(const InputFile& source, uint64_t source_offset, int target
   }
   return CopyThroughBuffer(source, source_offset + done, target_fd, target_offset + done, n - done,
                            target_name);
+}
+
+Status ReserveOpenFiles(uint64_t n, const std::string& what) {
+  // Descriptors already open, roughly: the count under /proc/self/fd is exact but costly; the
+  // stdio three plus a margin for the program's own files is enough for a soft check.
+  constexpr uint64_t kMargin = 64;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0)
+    return OkStatus();  // nothing to adjust; opening will say if it fails
+  const uint64_t needed = n + kMargin;
+  if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= needed)
+    return OkStatus();
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < needed) {
+    return Error(ErrorCode::kLimitExceeded, what + " needs " + std::to_string(needed) +
+                                                " open files, over this process's limit of " +
+                                                std::to_string(limit.rlim_max) +
+                                                " (raise it with ulimit -n)");
+  }
+  limit.rlim_cur = static_cast<rlim_t>(needed);
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return Error(ErrorCode::kIo,
+                 what + " needs " + std::to_string(needed) +
+                     " open files: cannot raise the limit: " + std::strerror(errno));
+  }
+  return OkStatus();
 }
 
 }  // namespace cw

@@ -44,6 +44,11 @@ class InputFile {
   int fd_ = -1;
 };
 
+// Makes room for `n` more open descriptors (a distributed checkpoint keeps every rank file open,
+// read and written): raises the soft RLIMIT_NOFILE towards the hard one when needed. kLimitExceeded
+// naming `ulimit -n` when even the hard limit is too low; `what` says what needs them.
+Status ReserveOpenFiles(uint64_t n, const std::string& what);
+
 // Copies `n` bytes from `source` at `source_offset` to the file open as `target_fd` at
 // `target_offset`, inside the kernel where the file systems allow it (copy_file_range), else
 // through a buffer. `target_name` names the output in errors.

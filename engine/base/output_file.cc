@@ -288,6 +288,79 @@ Status OutputDir::Commit() {
   return OkStatus();
 }
 
+Result<OutputEntries> OutputEntries::Create(const fs::path& folder, std::vector<std::string> names,
+                                            bool replace_existing) {
+  std::error_code ec;
+  fs::create_directories(folder, ec);  // another task may have made it meanwhile: fine
+  if (!fs::is_directory(folder, ec)) {
+    return Error(ErrorCode::kIo,
+                 "cannot create the output folder" + (ec ? ": " + ec.message() : std::string()),
+                 FileLocation(folder.string()));
+  }
+  for (const std::string& name : names) {
+    if (!replace_existing && fs::exists(fs::symlink_status(folder / name, ec))) {
+      return Error(ErrorCode::kUsage, "output already exists (use --force to replace it)",
+                   FileLocation((folder / name).string()));
+    }
+  }
+  const fs::path staging = TempNameFor(folder / (names.empty() ? "entries" : names.front()));
+  if (!Register(staging))
+    return TooManyTemporaries(folder);
+  if (::mkdir(staging.c_str(), 0755) != 0) {
+    Unregister(staging);
+    return Error(ErrorCode::kIo,
+                 std::string("cannot create output folder: ") + std::strerror(errno),
+                 FileLocation(folder.string()));
+  }
+  return OutputEntries(folder, staging, std::move(names), replace_existing);
+}
+
+OutputEntries::OutputEntries(OutputEntries&& other) noexcept
+    : folder_(std::move(other.folder_)),
+      staging_(std::move(other.staging_)),
+      names_(std::move(other.names_)),
+      replace_(other.replace_),
+      committed_(other.committed_) {
+  other.committed_ = true;
+}
+
+OutputEntries::~OutputEntries() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+    Unregister(staging_);
+  }
+}
+
+Status OutputEntries::Commit() {
+  std::error_code ec;
+  for (const std::string& name : names_) {
+    const fs::path from = staging_ / name;
+    const fs::path to = folder_ / name;
+    if (fs::exists(fs::symlink_status(to, ec))) {
+      if (!replace_) {
+        return Error(ErrorCode::kUsage, "output appeared while converting",
+                     FileLocation(to.string()));
+      }
+      // Swapped in one step, as OutputDir does; the old entry is then under the staging name.
+      if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_EXCHANGE) != 0) {
+        return Error(ErrorCode::kIo,
+                     std::string("cannot swap in the new output: ") + std::strerror(errno),
+                     FileLocation(to.string()));
+      }
+      continue;
+    }
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return Error(ErrorCode::kIo, std::string("cannot rename output: ") + std::strerror(errno),
+                   FileLocation(to.string()));
+    }
+  }
+  committed_ = true;
+  fs::remove_all(staging_, ec);  // the old entries that were replaced
+  Unregister(staging_);
+  return OkStatus();
+}
+
 void RemoveAllTemporaries() {
   // A second caller (SIGBUS in a worker while the interrupt thread cleans up) waits for the first,
   // since both exit the process as soon as this returns.

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "cw/error.h"
 #include "engine/base/bytes.h"
@@ -75,6 +76,43 @@ class OutputDir {
 
   std::filesystem::path target_;
   std::filesystem::path staging_;
+  bool replace_ = false;
+  bool committed_ = false;
+};
+
+// Entries (files or folders) of a folder that several processes may write into at once, each
+// appearing under its own name on Commit(): the rank folders one task of a job array writes
+// beside those of the other tasks. They are staged together in one temporary folder inside
+// `folder` (created with its parents when missing), so any number of entries costs one
+// temporary. Commit() renames each into place (an existing entry is refused, or with
+// replace_existing swapped in and the old one removed), then removes the staging folder. Without
+// Commit(), or on a signal, the staging folder goes and `folder` keeps only what it held.
+class OutputEntries {
+ public:
+  static Result<OutputEntries> Create(const std::filesystem::path& folder,
+                                      std::vector<std::string> names, bool replace_existing);
+
+  OutputEntries(OutputEntries&& other) noexcept;
+  OutputEntries& operator=(OutputEntries&&) = delete;
+  OutputEntries(const OutputEntries&) = delete;
+  OutputEntries& operator=(const OutputEntries&) = delete;
+  ~OutputEntries();
+
+  // Where entry `name` is written until Commit(): staging() / name.
+  const std::filesystem::path& staging() const { return staging_; }
+  Status Commit();
+
+ private:
+  OutputEntries(std::filesystem::path folder, std::filesystem::path staging,
+                std::vector<std::string> names, bool replace)
+      : folder_(std::move(folder)),
+        staging_(std::move(staging)),
+        names_(std::move(names)),
+        replace_(replace) {}
+
+  std::filesystem::path folder_;
+  std::filesystem::path staging_;
+  std::vector<std::string> names_;
   bool replace_ = false;
   bool committed_ = false;
 };

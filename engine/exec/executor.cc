@@ -128,23 +128,40 @@ uint64_t TotalSize(const std::vector<FileExtent>& extents) {
   return total;
 }
 
-// Calls f(file offset, offset within [offset, offset + size), bytes) for each part of bytes
-// [offset, offset + size) of a tensor stored as `extents`.
+// Calls f(file, file offset, offset within [offset, offset + size), bytes) for each part of bytes
+// [offset, offset + size) of a tensor stored as `extents`, extent k lying in files[k].
 template <typename F>
-Status ForEachExtentPart(const std::vector<FileExtent>& extents, uint64_t offset, uint64_t size,
+Status ForEachExtentPart(const std::vector<FileExtent>& extents,
+                         const std::vector<const InputFile*>& files, uint64_t offset, uint64_t size,
                          F f) {
   uint64_t start = 0;  // of the current extent, within the tensor
-  for (const FileExtent& e : extents) {
+  for (size_t k = 0; k < extents.size() && size > 0; ++k) {
+    const FileExtent& e = extents[k];
     const uint64_t end = start + e.size;
-    if (size > 0 && offset < end) {
+    if (offset < end) {
       const uint64_t n = std::min(size, end - offset);
-      CW_RETURN_IF_ERROR(f(e.offset + (offset - start), offset, n));
+      CW_RETURN_IF_ERROR(f(*files[k], e.offset + (offset - start), offset, n));
       offset += n;
       size -= n;
     }
     start = end;
   }
   return OkStatus();
+}
+
+// The parts of [at, at + size) that lie in `ranges` (ascending, disjoint), in order.
+std::vector<ByteRange> Intersect(uint64_t at, uint64_t size, const std::vector<ByteRange>& ranges) {
+  std::vector<ByteRange> parts;
+  const uint64_t end = at + size;
+  auto it = std::lower_bound(ranges.begin(), ranges.end(), at,
+                             [](const ByteRange& r, uint64_t x) { return r.offset + r.size <= x; });
+  for (; it != ranges.end() && it->offset < end; ++it) {
+    const uint64_t lo = std::max(at, it->offset);
+    const uint64_t hi = std::min(end, it->offset + it->size);
+    if (lo < hi)
+      parts.push_back({lo, hi - lo});
+  }
+  return parts;
 }
 
 std::string OutputNames(const PlanStep& step) {
@@ -174,10 +191,15 @@ class Runner {
       extents_.push_back(reader.Extents(i));
       if (TotalSize(extents_.back()) != plan.inventory[i].byte_size)
         extents_.back().clear();  // only Read() can give these bytes
+      // Without extents, a reader may still give ranges (an empty one tells): streamed in chunks.
+      ranged_.push_back(extents_.back().empty() && reader.ReadRange(i, 0, {}).ok());
     }
+    files_.resize(plan.inventory.size());
     uint64_t k = 0;
     for (const PlanStep& step : plan.steps) {
       first_output_.push_back(k);
+      for (size_t o = 0; o < step.outputs.size(); ++o)
+        needed_.push_back(writer.NeededRanges(k + o));
       k += step.outputs.size();
       runs_.push_back(StepRuns(plan, step));
       owned_bytes_.push_back(OwnedBytes(step, runs_.back().has_value()));
@@ -188,11 +210,14 @@ class Runner {
     // Opened up front, then checked to be the files the reader listed: one deleted or replaced
     // later is still read through its descriptor, and the check before the commit reports it.
     for (size_t i = 0; i < extents_.size(); ++i) {
-      if (extents_[i].empty())
-        continue;
-      if (Result<const InputFile*> file = sources_.Get(reader_.FileOf(i)); !file.ok()) {
-        CW_RETURN_IF_ERROR(CheckMappedInputsUnchanged());  // says why, when it was deleted
-        return file.status();
+      for (const FileExtent& e : extents_[i]) {
+        const std::string& path = e.file != nullptr ? *e.file : reader_.FileOf(i);
+        Result<const InputFile*> file = sources_.Get(path);
+        if (!file.ok()) {
+          CW_RETURN_IF_ERROR(CheckMappedInputsUnchanged());  // says why, when it was deleted
+          return file.status();
+        }
+        files_[i].push_back(*file);
       }
     }
     CW_RETURN_IF_ERROR(CheckMappedInputsUnchanged());
@@ -215,7 +240,7 @@ class Runner {
   uint64_t OwnedBytes(const PlanStep& step, bool runs_as_copies) const {
     uint64_t owned = runs_as_copies ? 0 : step.working_bytes;
     for (const uint64_t i : step.inputs) {
-      if (!runs_as_copies || extents_[i].empty())
+      if (!runs_as_copies || (extents_[i].empty() && !ranged_[i]))
         owned += plan_.inventory[i].byte_size;
     }
     return owned;
@@ -234,9 +259,12 @@ class Runner {
       const PlanStep& step = plan_.steps[s];
       Status status = RunStep(s, scratch);
       if (!status.ok()) {
-        Fail(std::move(status).error().With("running the step of rule at " + step.rule.file + ":" +
-                                            std::to_string(step.rule.line) + " that writes " +
-                                            OutputNames(step)));
+        // A plan made without rules (merge) has steps without a rule.
+        Fail(std::move(status).error().With(step.rule.file.empty()
+                                                ? "writing " + OutputNames(step)
+                                                : "running the step of rule at " + step.rule.file +
+                                                      ":" + std::to_string(step.rule.line) +
+                                                      " that writes " + OutputNames(step)));
       }
     }
   }
@@ -245,6 +273,17 @@ class Runner {
     ReadTurn turn(order_, s);
     if (!turn.granted())
       return OkStatus();  // another step failed
+    const PlanStep& step = plan_.steps[s];
+    if (!Needed(s)) {  // the writer keeps none of its outputs' bytes
+      for (size_t o = 0; o < step.outputs.size(); ++o)
+        CountTensor();
+      return OkStatus();
+    }
+    // Bytes copied through extents or ranges are checked by nothing else (Read() checks its own).
+    for (const uint64_t i : step.inputs) {
+      if (!extents_[i].empty() || (runs_[s] && ranged_[i]))
+        CW_RETURN_IF_ERROR(reader_.Verify(i));
+    }
     budget_.Acquire(owned_bytes_[s]);
     Status status = runs_[s] ? CopyRuns(s, *runs_[s], scratch) : ComputeStep(s, turn, scratch);
     budget_.Release(owned_bytes_[s]);
@@ -296,9 +335,50 @@ class Runner {
     return OkStatus();
   }
 
-  // Writes `run` as bytes [at, at + run.size) (in the value dtype) of output `k`.
+  // False when the writer keeps no byte of any output of step `s` (a step without outputs checks
+  // something and always runs).
+  bool Needed(size_t s) const {
+    const PlanStep& step = plan_.steps[s];
+    if (step.outputs.empty())
+      return true;
+    for (size_t o = 0; o < step.outputs.size(); ++o) {
+      const std::optional<std::vector<ByteRange>>& needed = needed_[first_output_[s] + o];
+      if (!needed || !needed->empty())
+        return true;
+    }
+    return false;
+  }
+
+  // Writes `run` as bytes [at, at + run.size) (in the value dtype) of output `k`: the parts the
+  // writer keeps (NeededRanges, in output bytes, widened to whole values of the value dtype).
   Status CopyRun(const PlanStep& step, uint64_t k, DType to, const ByteRun& run, uint64_t at,
                  std::vector<std::optional<TensorData>>& in_memory, Scratch& scratch) {
+    if (!needed_[k])
+      return CopyRunPart(step, k, to, run, at, in_memory, scratch);
+    const uint64_t in_size = ElementSize(step.value_dtype);
+    const uint64_t out_size = ElementSize(to);
+    std::vector<ByteRange> value_ranges;
+    for (const ByteRange& r : *needed_[k]) {
+      const uint64_t first = r.offset / out_size;
+      const uint64_t last = (r.offset + r.size + out_size - 1) / out_size;
+      if (!value_ranges.empty() &&
+          value_ranges.back().offset + value_ranges.back().size >= first * in_size) {
+        value_ranges.back().size = last * in_size - value_ranges.back().offset;
+      } else {
+        value_ranges.push_back({first * in_size, (last - first) * in_size});
+      }
+    }
+    for (const ByteRange& part : Intersect(at, run.size, value_ranges)) {
+      ByteRun sub = run;
+      sub.offset = run.input == ByteRun::kZeros ? 0 : run.offset + (part.offset - at);
+      sub.size = part.size;
+      CW_RETURN_IF_ERROR(CopyRunPart(step, k, to, sub, part.offset, in_memory, scratch));
+    }
+    return OkStatus();
+  }
+
+  Status CopyRunPart(const PlanStep& step, uint64_t k, DType to, const ByteRun& run, uint64_t at,
+                     std::vector<std::optional<TensorData>>& in_memory, Scratch& scratch) {
     const DType from = step.value_dtype;
     if (run.input == ByteRun::kZeros) {
       const uint64_t chunk = std::min(run.size, CastChunkInputBytes(from, to));
@@ -311,6 +391,16 @@ class Runner {
       return OkStatus();
     }
     const uint64_t i = step.inputs[run.input];
+    if (ranged_[i]) {  // in chunks, never the whole tensor
+      for (uint64_t done = 0; done < run.size;) {
+        const MutableByteSpan chunk(scratch.read.get(),
+                                    std::min(run.size - done, CastChunkInputBytes(from, to)));
+        CW_RETURN_IF_ERROR(reader_.ReadRange(i, run.offset + done, chunk));
+        CW_RETURN_IF_ERROR(WriteValue(k, at + done, from, to, chunk, scratch));
+        done += chunk.size();
+      }
+      return OkStatus();
+    }
     if (extents_[i].empty()) {
       std::optional<TensorData>& data = in_memory[run.input];
       if (!data) {
@@ -319,19 +409,18 @@ class Runner {
       }
       return WriteValue(k, at, from, to, data->bytes().subspan(run.offset, run.size), scratch);
     }
-    CW_ASSIGN_OR_RETURN(const InputFile* file, sources_.Get(reader_.FileOf(i)));
     if (from == to) {
-      return ForEachExtentPart(extents_[i], run.offset, run.size,
-                               [&](uint64_t file_offset, uint64_t offset, uint64_t n) -> Status {
-                                 CountBytes(n);
-                                 return writer_.CopyFromFile(k, at + offset - run.offset, *file,
-                                                             file_offset, n);
-                               });
+      return ForEachExtentPart(
+          extents_[i], files_[i], run.offset, run.size,
+          [&](const InputFile& file, uint64_t file_offset, uint64_t offset, uint64_t n) -> Status {
+            CountBytes(n);
+            return writer_.CopyFromFile(k, at + offset - run.offset, file, file_offset, n);
+          });
     }
     for (uint64_t done = 0; done < run.size;) {
       const MutableByteSpan chunk(scratch.read.get(),
                                   std::min(run.size - done, CastChunkInputBytes(from, to)));
-      CW_RETURN_IF_ERROR(ReadRange(i, *file, run.offset + done, chunk));
+      CW_RETURN_IF_ERROR(ReadRange(i, run.offset + done, chunk));
       CW_RETURN_IF_ERROR(WriteValue(k, at + done, from, to, chunk, scratch));
       done += chunk.size();
     }
@@ -341,17 +430,17 @@ class Runner {
   Result<TensorData> ReadInput(uint64_t i) {
     if (extents_[i].empty())
       return reader_.Read(i);
-    CW_ASSIGN_OR_RETURN(const InputFile* file, sources_.Get(reader_.FileOf(i)));
     TensorData data = TensorData::Allocate(plan_.inventory[i].byte_size);
-    CW_RETURN_IF_ERROR(ReadRange(i, *file, 0, data.mutable_bytes()));
+    CW_RETURN_IF_ERROR(ReadRange(i, 0, data.mutable_bytes()));
     return data;
   }
 
-  Status ReadRange(uint64_t i, const InputFile& file, uint64_t offset, MutableByteSpan out) const {
-    return ForEachExtentPart(extents_[i], offset, out.size(),
-                             [&](uint64_t file_offset, uint64_t part, uint64_t n) -> Status {
-                               return file.ReadAt(file_offset, out.subspan(part - offset, n));
-                             });
+  Status ReadRange(uint64_t i, uint64_t offset, MutableByteSpan out) const {
+    return ForEachExtentPart(
+        extents_[i], files_[i], offset, out.size(),
+        [&](const InputFile& file, uint64_t file_offset, uint64_t part, uint64_t n) -> Status {
+          return file.ReadAt(file_offset, out.subspan(part - offset, n));
+        });
   }
 
   // Bytes of `from` values cast at once, so that the result fits the scratch buffer.
@@ -408,7 +497,10 @@ class Runner {
   ByteBudget budget_;
   ReadOrder order_;
   SourceFiles sources_;
-  std::vector<std::vector<FileExtent>> extents_;  // per input; empty: read through Read()
+  std::vector<std::vector<FileExtent>> extents_;      // per input; empty: read through Read()
+  std::vector<std::vector<const InputFile*>> files_;  // per input, the file of each extent
+  std::vector<bool> ranged_;  // per input: no extents, but ReadRange() works
+  std::vector<std::optional<std::vector<ByteRange>>> needed_;  // per output: NeededRanges()
   std::vector<uint64_t> first_output_;
   std::vector<std::optional<std::vector<std::vector<ByteRun>>>> runs_;  // per step
   std::vector<uint64_t> owned_bytes_;                                   // per step

@@ -5,7 +5,14 @@
 // with positional reads, so the disk serves one sequential stream. A step that only moves whole
 // blocks (a rename, a stack or split on the leading axis, see step_runs.h) is run as copies from
 // the input files into the writer: inside the kernel (copy_file_range) when no cast is needed,
-// else in chunks through a buffer.
+// else in chunks through a buffer. An input's extents may lie in several files (the rank files of
+// a distributed checkpoint); an input without extents whose reader gives ranges
+// (CheckpointReader::ReadRange) is copied in chunks too, never read whole.
+// Checks: every input copied through extents or ranges is first passed to
+// CheckpointReader::Verify (replicas compared), in its step's read turn.
+// Partial writers: only the bytes of CheckpointWriter::NeededRanges are read and written, and a
+// step none of whose outputs' bytes are needed is skipped (a subset of a distributed output's
+// ranks).
 //
 // Memory: a step whose ops reorder elements (a transpose) holds its inputs and the values its ops
 // make (PlanStep::working_bytes); such steps run together only while their bytes fit under

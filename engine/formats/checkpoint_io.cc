@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <array>
+#include <fstream>
 #include <optional>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/base/mapped_file.h"
 #include "engine/base/output_file.h"
+#include "engine/formats/distributed/rank_folders.h"
 #include "engine/formats/hf_folder.h"
 #include "engine/formats/mindspore/mindspore_reader.h"
 #include "engine/formats/mindspore/mindspore_writer.h"
@@ -148,11 +153,40 @@ bool IsListedShard(const fs::path& file) {
   return mapped.ok() && AsChars(mapped->bytes()).find("\"" + name + "\"") != std::string::npos;
 }
 
+// config.json without its "quantization_config" entry, the rest as it was (key order kept; a file
+// without the entry is copied byte for byte). False when it has none.
+Result<bool> CopyConfigWithoutQuantization(const fs::path& from, const fs::path& to) {
+  std::ifstream in(from, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in)
+    return Error(ErrorCode::kIo, "cannot read config", FileLocation(from.string()));
+  nlohmann::ordered_json config;
+  try {
+    config = nlohmann::ordered_json::parse(text.str());
+  } catch (const nlohmann::json::exception& e) {
+    return Error(ErrorCode::kCorrupt, std::string("not valid JSON: ") + e.what(),
+                 FileLocation(from.string()));
+  }
+  if (!config.is_object() || !config.contains("quantization_config"))
+    return false;
+  config.erase("quantization_config");
+  std::ofstream out(to, std::ios::binary);
+  out << config.dump(2) << "\n";
+  out.close();
+  if (!out)
+    return Error(ErrorCode::kIo, "cannot write into the output folder", FileLocation(to.string()));
+  return true;
+}
+
 class FolderWriter final : public CheckpointWriter {
  public:
   FolderWriter(OutputDir dir, std::unique_ptr<CheckpointWriter> inner,
-               std::vector<std::string> side_files)
-      : dir_(std::move(dir)), inner_(std::move(inner)), side_files_(std::move(side_files)) {}
+               std::vector<std::string> side_files, bool drop_quantization_config)
+      : dir_(std::move(dir)),
+        inner_(std::move(inner)),
+        side_files_(std::move(side_files)),
+        drop_quantization_config_(drop_quantization_config) {}
   Status Write(size_t index, uint64_t offset, ByteSpan bytes) override {
     return inner_->Write(index, offset, bytes);
   }
@@ -166,6 +200,11 @@ class FolderWriter final : public CheckpointWriter {
       const fs::path target = dir_.staging() / fs::path(file).filename();
       if (fs::exists(target))
         continue;  // a weight-related file of the same name wins
+      if (drop_quantization_config_ && fs::path(file).filename() == "config.json") {
+        CW_ASSIGN_OR_RETURN(const bool rewritten, CopyConfigWithoutQuantization(file, target));
+        if (rewritten)
+          continue;
+      }
       std::error_code ec;
       fs::copy_file(file, target, ec);
       if (ec) {
@@ -180,18 +219,12 @@ class FolderWriter final : public CheckpointWriter {
   OutputDir dir_;
   std::unique_ptr<CheckpointWriter> inner_;
   std::vector<std::string> side_files_;
+  bool drop_quantization_config_ = false;
 };
 
-}  // namespace
-
-std::optional<FileFormat> SniffFormat(ByteSpan bytes) { return Sniff(bytes); }
-
-Result<std::unique_ptr<CheckpointReader>> OpenCheckpoint(const fs::path& path, std::string* note) {
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) {
-    return Error(ErrorCode::kIo, "no such file or folder", FileLocation(path.string()));
-  }
+// A file or folder that is not a distributed checkpoint.
+Result<std::unique_ptr<CheckpointReader>> OpenPlain(const fs::path& path, const fs::file_status& st,
+                                                    std::string* note) {
   if (fs::is_directory(st))
     return OpenFolder(path, note);
   if (EndsWith(path.filename().string(), ".index.json"))
@@ -202,6 +235,44 @@ Result<std::unique_ptr<CheckpointReader>> OpenCheckpoint(const fs::path& path, s
     return OpenFolder(path.parent_path().empty() ? fs::path(".") : path.parent_path(), nullptr);
   }
   return OpenFile(path);
+}
+
+}  // namespace
+
+std::optional<FileFormat> SniffFormat(ByteSpan bytes) { return Sniff(bytes); }
+
+Result<std::unique_ptr<CheckpointReader>> OpenCheckpoint(const fs::path& path, std::string* note) {
+  std::vector<std::string> notes;
+  auto reader = OpenCheckpoint(path, OpenOptions(), &notes);
+  if (note != nullptr) {
+    for (const std::string& n : notes)
+      *note += (note->empty() ? "" : "; ") + n;
+  }
+  return reader;
+}
+
+Result<std::unique_ptr<CheckpointReader>> OpenCheckpoint(const fs::path& path,
+                                                         const OpenOptions& options,
+                                                         std::vector<std::string>* notes) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) {
+    return Error(ErrorCode::kIo, "no such file or folder", FileLocation(path.string()));
+  }
+  // A folder of rank folders is one checkpoint, whatever else it holds (its strategy file ends in
+  // .ckpt too).
+  if (fs::is_directory(st) && distributed::IsDistributedFolder(path))
+    return distributed::OpenDistributedCheckpoint(path, options.distributed, OpenFile, notes);
+  if (!options.distributed.strategy.empty()) {
+    return Error(ErrorCode::kUsage,
+                 "--strategy is for a distributed checkpoint, a folder of rank_<r>/ folders",
+                 FileLocation(path.string()));
+  }
+  std::string note;
+  Result<std::unique_ptr<CheckpointReader>> reader = OpenPlain(path, st, &note);
+  if (notes != nullptr && !note.empty())
+    notes->push_back(note);
+  return reader;
 }
 
 Result<OutputKind> OutputKindFor(const fs::path& path) {
@@ -235,8 +306,8 @@ Result<std::unique_ptr<CheckpointWriter>> CreateCheckpointWriter(const fs::path&
     CW_ASSIGN_OR_RETURN(OutputDir dir, OutputDir::Create(path, options.replace_existing));
     CW_ASSIGN_OR_RETURN(auto inner,
                         CreateShardedSafetensorsWriter(dir.staging(), std::move(tensors), options));
-    return std::unique_ptr<CheckpointWriter>(
-        std::make_unique<FolderWriter>(std::move(dir), std::move(inner), options.side_files));
+    return std::unique_ptr<CheckpointWriter>(std::make_unique<FolderWriter>(
+        std::move(dir), std::move(inner), options.side_files, options.drop_quantization_config));
   }
   CW_ASSIGN_OR_RETURN(OutputFile out, OutputFile::Create(path, options.replace_existing));
   switch (kind) {

@@ -10,6 +10,7 @@
 #include "cw/error.h"
 #include "engine/base/bytes.h"
 #include "engine/formats/checkpoint.h"
+#include "engine/formats/distributed/distributed_reader.h"
 
 namespace cw {
 
@@ -19,6 +20,17 @@ namespace cw {
 // (e.g. safetensors preferred over .bin).
 Result<std::unique_ptr<CheckpointReader>> OpenCheckpoint(const std::filesystem::path& path,
                                                          std::string* note = nullptr);
+
+struct OpenOptions {
+  // For a distributed MindSpore checkpoint: a folder of rank_<r>/ folders
+  // (distributed/distributed_reader.h). A strategy given for anything else is a usage error.
+  distributed::DistributedOptions distributed;
+};
+
+// The same with options; `notes` receives one line per choice made for the user.
+Result<std::unique_ptr<CheckpointReader>> OpenCheckpoint(const std::filesystem::path& path,
+                                                         const OpenOptions& options,
+                                                         std::vector<std::string>* notes);
 
 // Which reader understands these bytes, from their first bytes alone; nullopt for none.
 // Detection is by content so that a misnamed file is read correctly or refused by the right

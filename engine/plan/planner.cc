@@ -295,4 +295,19 @@ Result<Plan> MakePlan(const RuleSet& rules, const std::vector<TensorInfo>& inven
                first.where());
 }
 
+Plan CopyPlan(const std::vector<TensorInfo>& tensors) {
+  Plan plan;
+  plan.inventory = tensors;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    PlanStep step;
+    step.inputs = {i};
+    step.value_dtype = tensors[i].dtype;
+    step.outputs = {tensors[i]};
+    plan.steps.push_back(std::move(step));
+    plan.input_bytes += tensors[i].byte_size;
+    plan.output_bytes += tensors[i].byte_size;
+  }
+  return plan;
+}
+
 }  // namespace cw

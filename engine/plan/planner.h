@@ -47,6 +47,10 @@ PlanOutcome CompilePlan(const RuleSet& rules, const std::vector<TensorInfo>& inv
 Result<Plan> MakePlan(const RuleSet& rules, const std::vector<TensorInfo>& inventory,
                       const PlanOptions& options);
 
+// Every tensor to itself, unchanged, in the given order: the plan of `merge`, where the reader
+// (a distributed checkpoint) does the work.
+Plan CopyPlan(const std::vector<TensorInfo>& tensors);
+
 // True when casting `from` to `to` can change a value (a narrowing cast).
 bool IsNarrowingCast(DType from, DType to);
 

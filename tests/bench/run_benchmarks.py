@@ -2,7 +2,8 @@
 """Times convert_weight against `cp -r` and a torch.load + torch.save baseline on the same files.
 
     tests/bench/run_benchmarks.py --work DIR [--layers 32] [--mixtral-layers 4] [--reps 3]
-                                  [--label NAME] [--doc docs/benchmarks.md]
+                                  [--phases llama,bin,mixtral,distributed]
+                                  [--distributed-layers 4] [--label NAME] [--doc docs/benchmarks.md]
 
 Generates synthetic checkpoints with tests/bench/make_checkpoint (llama-2-7B shape as a sharded
 safetensors folder and as a sharded .bin folder, a Mixtral-8x7B shape with fewer layers), then, in
@@ -12,6 +13,11 @@ repetition, alternating, under /usr/bin/time -v. Before each command it syncs an
 medians (wall seconds, ratio to `cp -r` of the same input, GB/s of input, peak RSS), checks that
 --threads 1 and the default thread count write identical bytes, and with --doc replaces the section
 of that label in the given Markdown file. Exits non-zero if a command or a check fails.
+
+The distributed phase cuts a llama-2-7B-shaped folder of --distributed-layers layers into a
+tensor-parallel set of 4 ranks (convert --strategy, with a strategy written by
+tests/e2e/ms_split.py) and times merging it: to one .ckpt, and merged and reversed to an HF folder
+in one pass, against `cp -r` (+ sync) of the rank folders.
 """
 
 import argparse
@@ -127,12 +133,71 @@ class Bench:
         return Command(name, argv, source, output, floor=floor, compare_threads=True)
 
     def all(self):
-        a = self.args
+        phases = self.args.phases.split(",")
         self.work.mkdir(parents=True, exist_ok=True)
+        if "llama" in phases or "bin" in phases or "mixtral" in phases:
+            self.single_file_phases(phases)
+        if "distributed" in phases:
+            self.distributed()
+
+    def distributed(self):
+        a = self.args
+        hf, dist = self.work / "hf-tp", self.work / "dist-tp4"
+        for p in (hf, dist):
+            remove(p)
+        print(f"== llama2-7b shape, {a.distributed_layers} layers, tensor parallel x 4", flush=True)
+        self.make("llama2-7b", a.distributed_layers, "safetensors", hf)
+        sys.path.insert(0, str(SOURCE / "tests/e2e"))
+        sys.path.insert(0, str(SOURCE / "tests/interop"))
+        os.environ.setdefault("CW_SOURCE_DIR", str(SOURCE))
+        import ms_split  # noqa: E402
+        layouts = {}
+        names = ["model.tok_embeddings.embedding_weight", "model.norm_out.weight", "lm_head.weight"]
+        for i in range(a.distributed_layers):
+            names += [f"model.layers.{i}.{n}" for n in (
+                "attention_norm.weight", "attention.wq.weight", "attention.wk.weight",
+                "attention.wv.weight", "attention.wo.weight", "feed_forward.w1.weight",
+                "feed_forward.w2.weight", "feed_forward.w3.weight", "ffn_norm.weight")]
+        for n in names:
+            tmap = ([-1] if "norm" in n else [-1, 0] if n.endswith(("wo.weight", "w2.weight"))
+                    else [0, -1])
+            layouts[n] = ms_split.Layout([4], tmap)
+        strategy = self.work / "tp4_strategy.ckpt"
+        ms_split.write_strategy(str(strategy), layouts)
+        self.run([self.cw, "convert", "--rules", str(SOURCE / "rules/llama.yaml"), "--input",
+                  str(hf), "--output", str(dist) + "/", "--strategy", str(strategy), "--quiet"])
+        remove(hf)
+        (dist / "strategy.ckpt").write_bytes(strategy.read_bytes())
+        cp = Command("cp -r (4 rank folders)", ["cp", "-r", str(dist), str(self.work / "out-cpd")],
+                     dist, self.work / "out-cpd")
+        cp_sync = Command("cp -r rank folders, then sync",
+                          ["sh", "-c", f'cp -r "{dist}" "{self.work}/out-cpds" && sync'], dist,
+                          self.work / "out-cpds", floor=cp.name)
+        merge = Command("merge TP=4 -> .ckpt", [self.cw, "merge", "--input", str(dist), "--output",
+                                                str(self.work / "out-merged.ckpt"), "--quiet"],
+                        dist, self.work / "out-merged.ckpt", floor=cp_sync.name,
+                        compare_threads=True)
+        reverse = self.convert("merge + reverse TP=4 -> HF folder", "llama.yaml", dist,
+                               self.work / "out-dist-hf", "--reverse", floor=cp_sync.name)
+        self.phase([cp, cp_sync, merge, reverse])
+        remove(dist)
+        remove(strategy)
+
+    def single_file_phases(self, phases):
         hf, ckpt, bins, mixtral = (self.work / n for n in ("hf", "model.ckpt", "bin", "mixtral"))
         for p in (hf, ckpt, bins, mixtral):
             remove(p)
 
+        if "llama" in phases:
+            self.llama_phase()
+        if "bin" in phases:
+            self.bin_phase()
+        if "mixtral" in phases:
+            self.mixtral_phase()
+
+    def llama_phase(self):
+        a = self.args
+        hf, ckpt = self.work / "hf", self.work / "model.ckpt"
         print(f"== llama2-7b shape, {a.layers} layers: safetensors folder and .ckpt", flush=True)
         self.make("llama2-7b", a.layers, "safetensors", hf)
         self.run([self.cw, "convert", "--rules", str(SOURCE / "rules/llama.yaml"), "--input",
@@ -152,6 +217,9 @@ class Bench:
         remove(ckpt)
         remove(hf)
 
+    def bin_phase(self):
+        a = self.args
+        bins = self.work / "bin"
         print(f"== llama2-7b shape, {a.layers} layers: sharded .bin folder", flush=True)
         self.make("llama2-7b", a.layers, "bin", bins)
         cp_bin = Command("cp -r (.bin folder)", ["cp", "-r", str(bins), str(self.work / "out-cpb")],
@@ -167,6 +235,9 @@ class Bench:
         ])
         remove(bins)
 
+    def mixtral_phase(self):
+        a = self.args
+        mixtral = self.work / "mixtral"
         print(f"== mixtral-8x7b shape, {a.mixtral_layers} layers, {a.mixtral_experts} experts",
               flush=True)
         self.make("mixtral-8x7b", a.mixtral_layers, "safetensors", mixtral, a.mixtral_experts)
@@ -240,6 +311,10 @@ def main():
     p.add_argument("--mixtral-layers", type=int, default=4)
     p.add_argument("--mixtral-experts", type=int, default=8)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--phases", default="llama,bin,mixtral,distributed",
+                   help="comma-separated: llama, bin, mixtral, distributed")
+    p.add_argument("--distributed-layers", type=int, default=4,
+                   help="layers of the tensor-parallel set (4: about 2.1 GB)")
     p.add_argument("--warm", action="store_true", help="do not drop the page cache")
     p.add_argument("--label", default=None, help="section name in --doc")
     p.add_argument("--doc", default=None, help="Markdown file whose section to replace")
@@ -256,6 +331,7 @@ def main():
     text = "\n".join([
         f"Measured {started} by `tests/bench/run_benchmarks.py --layers {args.layers} "
         f"--mixtral-layers {args.mixtral_layers} --mixtral-experts {args.mixtral_experts} "
+        f"--phases {args.phases} --distributed-layers {args.distributed_layers} "
         f"--reps {args.reps}`: {cores} cores ({cpu}), {mem:.1f} GiB memory, disk "
         f"{disk(bench.work)}, Linux {platform.release()}; {cache}. Medians of {args.reps} runs, "
         f"commands alternating.", "", table, "",

@@ -14,6 +14,7 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+import cw_testlib  # noqa: E402
 from cw_testlib import SOURCE, TORCH_TO_CODE, TempDirTest, read_safetensors, run, torch_bytes  # noqa: E402
 
 EXPECTED_DIR = os.path.join(SOURCE, "tests/e2e/expected")
@@ -98,18 +99,8 @@ def record_of(t):
 
 
 def write_safetensors(path, named):
-    """A safetensors file written by hand (official layout): torch tensors, or records."""
-    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, t in named.items():
-        code, shape, data = record_of(t)
-        header[name] = {"dtype": code, "shape": list(shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+    """A safetensors file written by hand: torch tensors, or records."""
+    cw_testlib.write_safetensors(path, {name: record_of(t) for name, t in named.items()})
 
 
 def write_hf_folder(folder, named, config, fmt="safetensors", shards=2, shard_name=None):

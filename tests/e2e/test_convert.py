@@ -9,8 +9,7 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
-from cw_testlib import (EXTERNAL, SOURCE, TORCH_TO_CODE, TempDirTest, inspect,  # noqa: E402
-                        read_safetensors, run, torch_bytes)
+from cw_testlib import EXTERNAL, SOURCE, TempDirTest, run, torch_bytes  # noqa: E402
 from test_safetensors_rules import validate  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from family_lib import read_bin, read_ckpt, read_hf_folder  # noqa: E402

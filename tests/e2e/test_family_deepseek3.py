@@ -15,7 +15,8 @@ except the two dropped MTP copies (the rule language cannot write them back), al
 alone (the MTP layer's HF index needs the layer count, asked for by name); num_nextn_predict_layers
 0 and 1 work and 2 is refused; an FP8 checkpoint (float8_e4m3fn weights with *_scale_inv block
 scales, quantised here) is dequantised to bf16 exactly as torch computes it (edge blocks, NaN,
--0, subnormal codes, a zero scale), the reverse writes bf16, and a missing or misshapen scale is refused naming the weight; the seed command line writes the same bytes as --rules under both keys; lint --against
+-0, subnormal codes, a zero scale), the reverse writes bf16 and a config.json without
+quantization_config, and a missing or misshapen scale is refused naming the weight; the seed command line writes the same bytes as --rules under both keys; lint --against
 round-trips.
 """
 import json
@@ -325,16 +326,22 @@ class DeepSeek3Test(FamilyTestCase):
         config = ds3_config(**FP8_SIZES)
         folder, dequantized = self.make_fp8(config)
         ckpt = self.path("fp8.ckpt")
-        run("convert", "--rules", RULES, "--input", folder, "--output", ckpt)
+        p = run("convert", "--rules", RULES, "--input", folder, "--output", ckpt)
         self.assertEqual(read_ckpt(ckpt), ds3_expected(dequantized, config))
         fp8 = sum(1 for n in dequantized if is_fp8_weight(n))
         self.assertIn(f"{fp8} FP8 weight(s) dequantised to bfloat16", run(
             "plan", "--rules", RULES, "--input", folder).stdout)
-        # The reverse writes bf16: no FP8, no scales.
+        self.assertIn("FP8 weights dequantised to bfloat16", p.stderr)
+        # The reverse writes bf16 (no FP8, no scales) and a config.json without the
+        # quantization_config that would make a loader read it as FP8.
         back = self.path("fp8_back")
         cw_convert(RULES, ckpt, back + "/", "--config", os.path.join(folder, "config.json"),
                    reverse=True)
         self.assertEqual(read_hf_folder(back), {n: record(t) for n, t in dequantized.items()})
+        with open(os.path.join(back, "config.json")) as f:
+            written = json.load(f)
+        self.assertNotIn("quantization_config", written)
+        self.assertEqual(written["hidden_size"], config["hidden_size"])
 
     def test_an_fp8_weight_without_its_scale_or_with_a_wrong_one_is_refused_naming_it(self):
         config = ds3_config(**FP8_SIZES)

@@ -42,6 +42,20 @@ def read_safetensors(path):
     return out, meta
 
 
+def write_safetensors(path, records, metadata=None):
+    """A safetensors file written by hand (official layout) of {name: (dtype, shape, bytes)}."""
+    header, blobs, offset = {"__metadata__": metadata or {"format": "pt"}}, [], 0
+    for name, (code, shape, data) in records.items():
+        header[name] = {"dtype": code, "shape": list(shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+
+
 TORCH_TO_CODE = {
     "torch.float64": "F64", "torch.float32": "F32", "torch.float16": "F16", "torch.bfloat16": "BF16",
     "torch.int64": "I64", "torch.int32": "I32", "torch.int16": "I16", "torch.int8": "I8",

@@ -23,6 +23,36 @@ TEST_SUITE("base.output_file") {
     CHECK(test::ListFolder(dir.path()) == std::vector<std::string>{"a.bin"});
   }
 
+  TEST_CASE("output entries appear one by one beside existing ones or not at all") {
+    test::TempDir dir;
+    std::filesystem::create_directories(dir / "out" / "rank_0");
+    {
+      auto abandoned = OutputEntries::Create(dir / "out", {"rank_1"}, false);
+      REQUIRE(abandoned.ok());
+      std::filesystem::create_directories(abandoned->staging() / "rank_1");
+      CHECK(test::ListFolder(dir / "out").size() == 2);  // rank_0 and the staging folder
+    }
+    CHECK(test::ListFolder(dir / "out") == std::vector<std::string>{"rank_0"});
+    auto entries = OutputEntries::Create(dir / "out", {"rank_1", "rank_2"}, false);
+    REQUIRE(entries.ok());
+    for (const char* name : {"rank_1", "rank_2"}) {
+      std::filesystem::create_directories(entries->staging() / name);
+      test::WriteFile(entries->staging() / name / "c.ckpt", name);
+    }
+    REQUIRE(entries->Commit().ok());
+    CHECK(test::ListFolder(dir / "out") == std::vector<std::string>{"rank_0", "rank_1", "rank_2"});
+    CHECK(test::ReadFile(dir / "out" / "rank_2" / "c.ckpt") == "rank_2");
+    CHECK(OutputEntries::Create(dir / "out", {"rank_1"}, false).error().code() ==
+          ErrorCode::kUsage);
+    auto replaced = OutputEntries::Create(dir / "out", {"rank_1"}, true);
+    REQUIRE(replaced.ok());
+    std::filesystem::create_directories(replaced->staging() / "rank_1");
+    test::WriteFile(replaced->staging() / "rank_1" / "d.ckpt", "new");
+    REQUIRE(replaced->Commit().ok());
+    CHECK(test::ListFolder(dir / "out" / "rank_1") == std::vector<std::string>{"d.ckpt"});
+    CHECK(test::ListFolder(dir / "out").size() == 3);
+  }
+
   TEST_CASE("an abandoned file leaves nothing behind") {
     test::TempDir dir;
     {

@@ -7,6 +7,7 @@
 
 #include "engine/plan/planner.h"
 #include "engine/ruleset/rule_file.h"
+#include "tests/support/test_files.h"
 
 namespace cw {
 namespace {
@@ -52,6 +53,64 @@ class MemoryWriter final : public CheckpointWriter {
   Status Commit() override { return OkStatus(); }
   std::map<std::string, std::string> out_;
   bool fail_ = false;
+
+ private:
+  std::vector<std::string> names_;
+  std::mutex mutex_;
+};
+
+// One tensor "t" of 8 bytes whose halves lie in two files (bytes 2-5 of each), as a distributed
+// checkpoint's blocks do; Verify() counts its calls and can fail.
+class SplitReader final : public CheckpointReader {
+ public:
+  explicit SplitReader(std::vector<std::string> files) : files_(std::move(files)) {
+    tensors_.push_back({"t", DType::kU8, {8}, 8});
+  }
+  FileFormat format() const override { return FileFormat::kMindSpore; }
+  const std::vector<TensorInfo>& tensors() const override { return tensors_; }
+  Result<TensorData> Read(size_t) const override {
+    return Error(ErrorCode::kInternal, "read through the extents");
+  }
+  const std::string& FileOf(size_t) const override { return files_[0]; }
+  const std::vector<SkippedValue>& skipped() const override { return skipped_; }
+  const std::map<std::string, std::string>& metadata() const override { return metadata_; }
+  std::vector<FileExtent> Extents(size_t) const override {
+    return {{2, 4, &files_[0]}, {0, 4, &files_[1]}};
+  }
+  Status Verify(size_t) const override {
+    ++verified_;
+    return fail_verify_ ? Status(Error(ErrorCode::kCorrupt, "copies differ")) : OkStatus();
+  }
+  mutable int verified_ = 0;
+  bool fail_verify_ = false;
+
+ private:
+  std::vector<std::string> files_;
+  std::vector<TensorInfo> tensors_;
+  std::vector<SkippedValue> skipped_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Keeps only `needed_` bytes (every byte when unset); counts the bytes written.
+class NeedingWriter final : public CheckpointWriter {
+ public:
+  explicit NeedingWriter(const std::vector<TensorInfo>& tensors) {
+    for (const TensorInfo& t : tensors) {
+      out_[t.name].resize(t.byte_size);
+      names_.push_back(t.name);
+    }
+  }
+  Status Write(size_t index, uint64_t offset, ByteSpan bytes) override {
+    std::lock_guard lock(mutex_);
+    std::memcpy(out_[names_[index]].data() + offset, bytes.data(), bytes.size());
+    written_ += bytes.size();
+    return OkStatus();
+  }
+  std::optional<std::vector<ByteRange>> NeededRanges(size_t) const override { return needed_; }
+  Status Commit() override { return OkStatus(); }
+  std::map<std::string, std::string> out_;
+  std::optional<std::vector<ByteRange>> needed_;
+  uint64_t written_ = 0;
 
  private:
   std::vector<std::string> names_;
@@ -182,6 +241,48 @@ rules:
     const Status s = Execute(f.plan, f.reader, w, options);
     REQUIRE_FALSE(s.ok());
     CHECK(s.error().code() == ErrorCode::kCancelled);
+  }
+
+  TEST_CASE("a tensor whose extents lie in several files is copied from each after Verify") {
+    test::TempDir dir;
+    test::WriteFile(dir / "a", "xxABCD");
+    test::WriteFile(dir / "b", "EFGHyy");
+    SplitReader reader({(dir / "a").string(), (dir / "b").string()});
+    const Plan plan = CopyPlan(reader.tensors());
+    NeedingWriter w(plan.Outputs());
+    REQUIRE(Execute(plan, reader, w, {}).ok());
+    CHECK(w.out_.at("t") == "ABCDEFGH");
+    CHECK(reader.verified_ == 1);
+    reader.fail_verify_ = true;
+    NeedingWriter again(plan.Outputs());
+    const Status s = Execute(plan, reader, again, {});
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error().message() == "copies differ");
+    CHECK(s.error().ToString().find("writing \"t\"") != std::string::npos);
+    CHECK(again.written_ == 0);
+  }
+
+  TEST_CASE("only the needed bytes are read and written and an unneeded step is skipped") {
+    test::TempDir dir;
+    test::WriteFile(dir / "a", "xxABCD");
+    test::WriteFile(dir / "b", "EFGHyy");
+    SplitReader reader({(dir / "a").string(), (dir / "b").string()});
+    const Plan plan = CopyPlan(reader.tensors());
+    NeedingWriter w(plan.Outputs());
+    w.needed_ = std::vector<ByteRange>{{1, 2}, {5, 2}};
+    REQUIRE(Execute(plan, reader, w, {}).ok());
+    CHECK(w.out_.at("t") == std::string("\0BC\0\0FG\0", 8));
+    CHECK(w.written_ == 4);
+    w.needed_ = std::vector<ByteRange>{};
+    ExecuteProgress progress;
+    ExecuteOptions options;
+    options.progress = &progress;
+    NeedingWriter none(plan.Outputs());
+    none.needed_ = std::vector<ByteRange>{};
+    REQUIRE(Execute(plan, reader, none, options).ok());
+    CHECK(none.written_ == 0);
+    CHECK(reader.verified_ == 1);  // from the first run only
+    CHECK(progress.tensors_done.load() == 1);
   }
 
   TEST_CASE("a plan made for another inventory is refused") {
