@@ -14,6 +14,7 @@
 #include "engine/exec/executor.h"
 #include "engine/formats/checkpoint_io.h"
 #include "engine/formats/distributed/rank_writer.h"
+#include "engine/formats/hf_folder.h"
 #include "engine/formats/mindspore/parallel_strategy.h"
 
 namespace cw {
@@ -24,7 +25,8 @@ bool IsWeightFile(const fs::path& p) {
   const std::string name = p.filename().string();
   const std::string ext = p.extension().string();
   return ext == ".safetensors" || ext == ".bin" || ext == ".pth" || ext == ".pt" ||
-         ext == ".ckpt" || (name.size() > 11 && name.ends_with(".index.json"));
+         ext == ".ckpt" || (name.size() > 11 && name.ends_with(".index.json")) ||
+         name == kParamNameMapName;
 }
 
 // Non-weight files of the input folder (config, tokenizer, generation config) and --config.
@@ -50,6 +52,9 @@ Result<WriterOptions> OutputOptions(const ConvertRequest& request, const Convers
   options.replace_existing = request.force;
   CW_ASSIGN_OR_RETURN(options.max_shard_bytes, ParseByteSize(request.max_shard_size));
   options.metadata["format"] = request.reverse ? "pt" : "ms";
+  // ms_layout.folder: the MindSpore side of a folder output as MindFormers 1.7+ loads it.
+  if (!request.reverse && c.rules.ms_folder == RuleSet::MsFolder::kMindFormers)
+    options.folder_layout = FolderLayout::kParamNameMap;
   if (request.reverse)
     options.torch_root_key = c.rules.hf_container;
   options.side_files = SideFiles(request.input, c.config_file);

@@ -39,8 +39,9 @@ std::string Code(const std::string& s) { return "`" + s + "`"; }
 
 // One row per rule file: what docs/models.md shows, so that the page cannot drift from the rules.
 void PrintModelTable(const std::vector<RuleSet>& all, std::ostream& out) {
-  out << "| family | `--model` keys | directions | parameters (seed flag) | HF-side input |\n"
-      << "|---|---|---|---|---|\n";
+  out << "| family | `--model` keys | directions | parameters (seed flag) | HF-side input | "
+         "MindSpore-side folder output |\n"
+      << "|---|---|---|---|---|---|\n";
   for (const RuleSet& r : all) {
     std::vector<std::string> keys;
     for (const std::string& m : r.models)
@@ -52,8 +53,11 @@ void PrintModelTable(const std::vector<RuleSet>& all, std::ostream& out) {
     const std::string layout =
         r.hf_container.empty() ? "HF folder or file: safetensors or `.bin`, sharded or not"
                                : "`.pth`/`.bin` with the tensors under `" + r.hf_container + "`";
+    const std::string ms_folder = r.ms_folder == RuleSet::MsFolder::kMindFormers
+                                      ? "MindFormers: safetensors + `param_name_map.json`"
+                                      : "safetensors + `model.safetensors.index.json`";
     out << "| " << r.name << " | " << Joined(keys) << " | HF -> MindSpore, MindSpore -> HF | "
-        << Joined(params) << " | " << layout << " |\n";
+        << Joined(params) << " | " << layout << " | " << ms_folder << " |\n";
   }
 }
 

@@ -102,6 +102,17 @@ class CheckpointReader {
   }
 };
 
+// How a folder output names and lists its safetensors files (docs/formats/safetensors.md).
+enum class FolderLayout {
+  // HuggingFace: model.safetensors alone, or model-0000i-of-0000N.safetensors shards listed by
+  // model.safetensors.index.json ({"metadata": ..., "weight_map": {name: file}}); shards carry
+  // {"format": "pt"}.
+  kHfIndex,
+  // MindFormers 1.7+ (MindSpore's safetensors): model-0000i-of-0000N.safetensors, even for one
+  // file, listed by a flat param_name_map.json ({name: file}); files carry {"format": "ms"}.
+  kParamNameMap,
+};
+
 struct WriterOptions {
   // safetensors "__metadata__". Writers of HF outputs add {"format": "pt"} when absent.
   std::map<std::string, std::string> metadata;
@@ -113,6 +124,8 @@ struct WriterOptions {
   std::string torch_root_key;
   // Sharded folder output: start a new shard before a shard's tensor bytes would exceed this.
   uint64_t max_shard_bytes = 5'000'000'000;
+  // Folder output: how the shards are named and listed (hf_folder.h).
+  FolderLayout folder_layout = FolderLayout::kHfIndex;
   // Replace an existing output instead of refusing.
   bool replace_existing = false;
   // Folder outputs: files copied into the folder beside the weights (config.json, tokenizer...).

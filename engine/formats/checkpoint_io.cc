@@ -95,12 +95,15 @@ Result<std::unique_ptr<CheckpointReader>> OpenFile(const fs::path& path) {
   return Error(ErrorCode::kInternal, "unknown format", FileLocation(path.string()));
 }
 
-// The index JSON of a folder, if it has one (safetensors preferred, as HF loaders do).
+// The index JSON of a folder, if it has one (safetensors preferred, as HF loaders do), else
+// MindFormers' param_name_map.json.
 std::optional<fs::path> FindIndex(const fs::path& dir) {
   for (const char* name : kIndexNames) {
     if (fs::is_regular_file(dir / name))
       return dir / name;
   }
+  if (fs::is_regular_file(dir / kParamNameMapName))
+    return dir / kParamNameMapName;
   std::vector<fs::path> others;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
@@ -132,6 +135,17 @@ Result<std::unique_ptr<CheckpointReader>> OpenFolder(const fs::path& dir, std::s
   }
   if (weights.size() == 1)
     return OpenFile(weights.front());
+  // MindSpore safetensors files without a map (MindFormers reads these too): all of them, as one.
+  if (weights.size() > 1 && std::all_of(weights.begin(), weights.end(), [](const fs::path& p) {
+        return p.extension() == ".safetensors";
+      })) {
+    if (note != nullptr) {
+      *note = "folder has " + std::to_string(weights.size()) +
+              " safetensors files and no index or param_name_map.json; reading them all as one "
+              "checkpoint";
+    }
+    return OpenUnlistedFolder(dir, std::move(weights), OpenFile);
+  }
   return Error(ErrorCode::kUsage,
                weights.empty() ? "folder holds no checkpoint (no index JSON, no weight file)"
                                : "folder holds " + std::to_string(weights.size()) +
@@ -227,7 +241,7 @@ Result<std::unique_ptr<CheckpointReader>> OpenPlain(const fs::path& path, const 
                                                     std::string* note) {
   if (fs::is_directory(st))
     return OpenFolder(path, note);
-  if (EndsWith(path.filename().string(), ".index.json"))
+  if (EndsWith(path.filename().string(), ".index.json") || path.filename() == kParamNameMapName)
     return OpenShardedFolder(path, OpenFile);
   if (IsListedShard(path)) {
     if (note != nullptr)
@@ -304,6 +318,7 @@ Result<std::unique_ptr<CheckpointWriter>> CreateCheckpointWriter(const fs::path&
   CW_ASSIGN_OR_RETURN(const OutputKind kind, OutputKindFor(path));
   if (kind == OutputKind::kSafetensorsFolder) {
     CW_ASSIGN_OR_RETURN(OutputDir dir, OutputDir::Create(path, options.replace_existing));
+    // The layout of the folder (HF index or MindFormers' param_name_map.json) is the options'.
     CW_ASSIGN_OR_RETURN(auto inner,
                         CreateShardedSafetensorsWriter(dir.staging(), std::move(tensors), options));
     return std::unique_ptr<CheckpointWriter>(std::make_unique<FolderWriter>(

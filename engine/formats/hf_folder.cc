@@ -1,5 +1,6 @@
 #include "engine/formats/hf_folder.h"
 
+#include <algorithm>
 #include <map>
 #include <new>
 #include <optional>
@@ -25,6 +26,14 @@ using Json = nlohmann::json;
 
 constexpr const char* kSafetensorsIndexName = "model.safetensors.index.json";
 constexpr const char* kSingleSafetensorsName = "model.safetensors";
+
+// What a folder's list of files may look like, and what messages call it.
+struct MapForm {
+  const char* noun;   // "index" or "map"
+  bool flat_allowed;  // {name: file} at the top level, without a "weight_map" object
+};
+constexpr MapForm kIndexForm{"index", false};
+constexpr MapForm kNameMapForm{"map", true};
 
 // A shard name read from an index must stay inside the index's folder.
 bool IsPlainFileName(std::string_view name) {
@@ -64,9 +73,12 @@ std::string JsonErrorDetail(std::string_view what) {
 // 256 MiB index of nested or repeated arrays take gigabytes, while here an open container costs
 // the parser one bit and memory stays within the weight map, itself capped at kMaxTensorCount.
 // Duplicate keys keep the last value, as nlohmann's DOM and Python's json do.
+// In a form that allows it (param_name_map.json), the top-level string entries are kept too: the
+// map when there is no "weight_map", checked only then.
 class WeightMapHandler {
  public:
-  WeightMapHandler(const std::string& file, std::string_view text) : file_(file), text_(text) {}
+  WeightMapHandler(const std::string& file, std::string_view text, MapForm form)
+      : file_(file), text_(text), form_(form) {}
 
   bool null() { return Value(false); }
   bool boolean(bool /*value*/) { return Value(false); }
@@ -84,7 +96,7 @@ class WeightMapHandler {
   bool key(Json::string_t& name);
   bool parse_error(std::size_t position, const std::string& /*last_token*/,
                    const Json::exception& ex) {
-    return Fail(ErrorCode::kCorrupt, "index is not valid JSON: " + JsonErrorDetail(ex.what()),
+    return Fail(ErrorCode::kCorrupt, Noun() + " is not valid JSON: " + JsonErrorDetail(ex.what()),
                 TextOffsetLocation(file_, text_, position > 0 ? position - 1 : 0));
   }
 
@@ -95,15 +107,44 @@ class WeightMapHandler {
     if (!parsed)
       return Error(ErrorCode::kInternal, "JSON parser stopped without an error",
                    FileLocation(file_));
-    if (!has_weight_map_)
-      return Error(ErrorCode::kCorrupt, "index has no \"weight_map\" object", FileLocation(file_));
-    if (shard_of_.empty())
-      return Error(ErrorCode::kCorrupt, "index weight_map lists no tensors", FileLocation(file_));
+    if (!has_weight_map_ && form_.flat_allowed)
+      return std::move(*this).TakeFlat();
+    if (!has_weight_map_) {
+      return Error(ErrorCode::kCorrupt, Noun() + " has no \"weight_map\" object",
+                   FileLocation(file_));
+    }
+    if (shard_of_.empty()) {
+      return Error(ErrorCode::kCorrupt, Noun() + " weight_map lists no tensors",
+                   FileLocation(file_));
+    }
     return std::move(shard_of_);
   }
 
  private:
+  std::string Noun() const { return form_.noun; }
   bool InWeightMap() const { return depth_ == 2 && top_key_ == "weight_map"; }
+  // A top-level entry that is a tensor of a flat map (when there turns out to be no weight_map).
+  bool InFlatMap() const {
+    return form_.flat_allowed && depth_ == 1 && top_key_ != "metadata" && top_key_ != "weight_map";
+  }
+  Result<std::map<std::string, std::string>> TakeFlat() && {
+    if (flat_not_a_file_) {
+      return Error(ErrorCode::kCorrupt,
+                   Noun() + " entry of tensor " + Quoted(*flat_not_a_file_) + " is not a file name",
+                   FileLocation(file_));
+    }
+    for (const auto& [tensor, file] : flat_) {
+      if (!IsPlainFileName(file)) {
+        return Error(ErrorCode::kCorrupt,
+                     "shard " + Quoted(file) + " of tensor " + Quoted(tensor) +
+                         " is not a plain file name in the " + Noun() + "'s folder",
+                     FileLocation(file_));
+      }
+    }
+    if (flat_.empty())
+      return Error(ErrorCode::kCorrupt, Noun() + " lists no tensors", FileLocation(file_));
+    return std::move(flat_);
+  }
   bool Fail(ErrorCode code, std::string message, Location where) {
     error_ = Error(code, std::move(message), std::move(where));
     return false;
@@ -114,12 +155,14 @@ class WeightMapHandler {
   // Checks the type of a value starting at depth_ (0: the root, 1: a top-level value).
   bool Value(bool is_object) {
     if (depth_ == 0 && !is_object)
-      return Corrupt("index is not a JSON object");
+      return Corrupt(Noun() + " is not a JSON object");
     if (depth_ == 1 && top_key_ == "metadata" && !is_object)
-      return Corrupt("index \"metadata\" is not an object");
+      return Corrupt(Noun() + " \"metadata\" is not an object");
+    if (InFlatMap() && !flat_not_a_file_)
+      flat_not_a_file_ = top_key_;  // an error only if the map is flat
     if (depth_ == 1 && top_key_ == "weight_map") {
       if (!is_object)
-        return Corrupt("index \"weight_map\" is not an object");
+        return Corrupt(Noun() + " \"weight_map\" is not an object");
       has_weight_map_ = true;
       shard_of_.clear();
     }
@@ -140,15 +183,24 @@ class WeightMapHandler {
 
   const std::string& file_;
   std::string_view text_;
+  MapForm form_;
   uint64_t depth_ = 0;   // containers open
   std::string top_key_;  // the last key of the root object
   std::string tensor_;   // the last key of the weight_map
   bool has_weight_map_ = false;
   std::map<std::string, std::string> shard_of_;
+  std::map<std::string, std::string> flat_;     // top-level string entries (flat form)
+  std::optional<std::string> flat_not_a_file_;  // the first other top-level entry
   std::optional<Error> error_;
 };
 
 bool WeightMapHandler::key(Json::string_t& name) {
+  if (depth_ == 1 && form_.flat_allowed && name.size() > limits::kMaxNameBytes) {
+    return Fail(ErrorCode::kLimitExceeded,
+                "tensor name of " + std::to_string(name.size()) + " bytes is over the cap of " +
+                    std::to_string(limits::kMaxNameBytes) + " bytes",
+                FileLocation(file_));
+  }
   if (depth_ == 1) {
     top_key_ = std::move(name);
   } else if (InWeightMap()) {
@@ -164,42 +216,54 @@ bool WeightMapHandler::key(Json::string_t& name) {
 }
 
 bool WeightMapHandler::string(Json::string_t& value) {
+  if (InFlatMap()) {
+    // Checked in TakeFlat(): a weight_map later in the text makes these entries irrelevant.
+    if (flat_.size() == limits::kMaxTensorCount && !flat_.contains(top_key_)) {
+      return Fail(ErrorCode::kLimitExceeded,
+                  Noun() + " lists more than the cap of " +
+                      std::to_string(limits::kMaxTensorCount) + " tensors",
+                  FileLocation(file_));
+    }
+    flat_.insert_or_assign(top_key_, std::move(value));
+    return true;
+  }
   if (!InWeightMap())
     return Value(false);
   if (!IsPlainFileName(value)) {
     return Corrupt("shard " + Quoted(value) + " of tensor " + Quoted(tensor_) +
-                   " is not a plain file name in the index's folder");
+                   " is not a plain file name in the " + Noun() + "'s folder");
   }
   if (shard_of_.size() == limits::kMaxTensorCount && !shard_of_.contains(tensor_)) {
-    return Fail(
-        ErrorCode::kLimitExceeded,
-        "index lists more than the cap of " + std::to_string(limits::kMaxTensorCount) + " tensors",
-        FileLocation(file_));
+    return Fail(ErrorCode::kLimitExceeded,
+                Noun() + " lists more than the cap of " + std::to_string(limits::kMaxTensorCount) +
+                    " tensors",
+                FileLocation(file_));
   }
   shard_of_.insert_or_assign(tensor_, std::move(value));
   return true;
 }
 
 // tensor name -> shard file name, validated.
-Result<std::map<std::string, std::string>> ReadWeightMap(const fs::path& index_json) {
+Result<std::map<std::string, std::string>> ReadWeightMap(const fs::path& index_json, MapForm form) {
   const std::string file = index_json.string();
+  const std::string noun = form.noun;
   CW_ASSIGN_OR_RETURN(const MappedFile mapped, MappedFile::Open(index_json));
   if (mapped.size() > limits::kMaxJsonFileBytes) {
     return Error(ErrorCode::kLimitExceeded,
-                 "index of " + std::to_string(mapped.size()) + " bytes is over the cap of " +
+                 noun + " of " + std::to_string(mapped.size()) + " bytes is over the cap of " +
                      std::to_string(limits::kMaxJsonFileBytes) + " bytes",
                  FileLocation(file));
   }
   const std::string_view text = AsChars(mapped.bytes());
-  WeightMapHandler handler(file, text);
+  WeightMapHandler handler(file, text, form);
   bool parsed = false;
   try {
     parsed = Json::sax_parse(text.begin(), text.end(), &handler);
   } catch (const Json::exception& e) {
-    return Error(ErrorCode::kCorrupt, "index is not valid JSON: " + JsonErrorDetail(e.what()),
+    return Error(ErrorCode::kCorrupt, noun + " is not valid JSON: " + JsonErrorDetail(e.what()),
                  FileLocation(file));
   } catch (const std::bad_alloc&) {
-    return Error(ErrorCode::kLimitExceeded, "out of memory while parsing the index",
+    return Error(ErrorCode::kLimitExceeded, "out of memory while parsing the " + noun,
                  FileLocation(file));
   }
   return std::move(handler).Take(parsed);
@@ -207,7 +271,8 @@ Result<std::map<std::string, std::string>> ReadWeightMap(const fs::path& index_j
 
 class FolderReader final : public CheckpointReader {
  public:
-  explicit FolderReader(std::string index_file) : index_file_(std::move(index_file)) {}
+  FolderReader(std::string index_file, std::string noun)
+      : index_file_(std::move(index_file)), noun_(std::move(noun)) {}
 
   // Appends a shard's tensors after checking each against the index.
   Status AddShard(const std::string& shard, std::string path,
@@ -228,13 +293,13 @@ class FolderReader final : public CheckpointReader {
       if (listed == shard_of.end()) {
         return Error(ErrorCode::kCorrupt,
                      "tensor " + Quoted(t.name) + " of shard " + Quoted(shard) +
-                         " is not listed in the index",
+                         " is not listed in the " + noun_,
                      FileLocation(index_file_));
       }
       if (listed->second != shard) {
         return Error(ErrorCode::kCorrupt,
-                     "tensor " + Quoted(t.name) + " is in shard " + Quoted(shard) +
-                         ", but the index places it in " + Quoted(listed->second),
+                     "tensor " + Quoted(t.name) + " is in shard " + Quoted(shard) + ", but the " +
+                         noun_ + " places it in " + Quoted(listed->second),
                      FileLocation(index_file_));
       }
       tensors_.push_back(t);
@@ -255,10 +320,10 @@ class FolderReader final : public CheckpointReader {
       found.insert(t.name);
     for (const auto& [name, shard] : shard_of) {
       if (found.count(name) == 0) {
-        return Error(
-            ErrorCode::kCorrupt,
-            "tensor " + Quoted(name) + " is listed in the index but not in shard " + Quoted(shard),
-            FileLocation(index_file_));
+        return Error(ErrorCode::kCorrupt,
+                     "tensor " + Quoted(name) + " is listed in the " + noun_ +
+                         " but not in shard " + Quoted(shard),
+                     FileLocation(index_file_));
       }
     }
     return OkStatus();
@@ -286,6 +351,7 @@ class FolderReader final : public CheckpointReader {
   };
 
   std::string index_file_;
+  std::string noun_;  // what messages call index_file_: "index" or "map"
   FileFormat format_ = FileFormat::kSafetensors;
   std::vector<std::unique_ptr<CheckpointReader>> shards_;
   std::vector<std::string> shard_paths_;
@@ -350,6 +416,22 @@ Result<std::string> IndexText(const std::vector<TensorInfo>& tensors,
   }
 }
 
+// param_name_map.json as MindFormers writes it: {name: file}, no "weight_map" wrapper; laid out
+// like the index (indent 2, sorted keys, ASCII escapes, trailing newline).
+Result<std::string> NameMapText(const std::vector<TensorInfo>& tensors,
+                                const std::vector<size_t>& shard_of,
+                                const std::vector<std::string>& shard_names,
+                                const Location& where) {
+  Json map = Json::object();
+  for (size_t i = 0; i < tensors.size(); ++i)
+    map[tensors[i].name] = shard_names[shard_of[i]];
+  try {
+    return map.dump(2, ' ', /*ensure_ascii=*/true) + "\n";
+  } catch (const Json::exception& e) {
+    return Error(ErrorCode::kUnsupported, std::string("cannot write the map: ") + e.what(), where);
+  }
+}
+
 class ShardedWriter final : public CheckpointWriter {
  public:
   struct Route {
@@ -398,16 +480,19 @@ class ShardedWriter final : public CheckpointWriter {
 Result<std::unique_ptr<CheckpointReader>> OpenShardedFolder(const fs::path& index_json,
                                                             const OpenFileFn& open_file) {
   const std::string index_file = index_json.string();
-  CW_ASSIGN_OR_RETURN(const auto shard_of, ReadWeightMap(index_json));
+  const MapForm form = index_json.filename() == kParamNameMapName ? kNameMapForm : kIndexForm;
+  const std::string noun = form.noun;
+  CW_ASSIGN_OR_RETURN(const auto shard_of, ReadWeightMap(index_json, form));
   std::set<std::string> shards;
   for (const auto& [name, shard] : shard_of)
     shards.insert(shard);
-  auto folder = std::make_unique<FolderReader>(index_file);
+  auto folder = std::make_unique<FolderReader>(index_file, noun);
   for (const std::string& shard : shards) {
     const fs::path path = index_json.parent_path() / shard;
     std::error_code ec;
     if (!fs::exists(path, ec)) {
-      return Error(ErrorCode::kIo, "shard " + Quoted(shard) + " listed in the index is missing",
+      return Error(ErrorCode::kIo,
+                   "shard " + Quoted(shard) + " listed in the " + noun + " is missing",
                    FileLocation(path.string()))
           .With("reading the folder of " + index_file);
     }
@@ -420,13 +505,57 @@ Result<std::unique_ptr<CheckpointReader>> OpenShardedFolder(const fs::path& inde
   return std::unique_ptr<CheckpointReader>(std::move(folder));
 }
 
+Result<std::unique_ptr<CheckpointReader>> OpenUnlistedFolder(const fs::path& folder,
+                                                             std::vector<fs::path> files,
+                                                             const OpenFileFn& open_file) {
+  if (files.size() > limits::kMaxTensorCount) {
+    return Error(ErrorCode::kLimitExceeded,
+                 std::to_string(files.size()) + " weight files are over the cap of " +
+                     std::to_string(limits::kMaxTensorCount),
+                 FileLocation(folder.string()));
+  }
+  std::sort(files.begin(), files.end());
+  auto reader = std::make_unique<FolderReader>(folder.string(), "folder");
+  // The map a param_name_map.json would hold, built from the files themselves: each name must
+  // be in one file only, or which one to convert would be a guess.
+  std::map<std::string, std::string> shard_of;
+  uint64_t total = 0;
+  for (const fs::path& path : files) {
+    auto file = open_file(path);
+    if (!file.ok())
+      return std::move(file).error().With("reading the files of folder " + folder.string());
+    const std::string name = path.filename().string();
+    const auto& tensors = (*file)->tensors();
+    if (tensors.size() > limits::kMaxTensorCount - total) {
+      return Error(ErrorCode::kLimitExceeded,
+                   "the folder's files hold more than the cap of " +
+                       std::to_string(limits::kMaxTensorCount) + " tensors",
+                   FileLocation(path.string()));
+    }
+    total += tensors.size();
+    for (const TensorInfo& t : tensors) {
+      const auto [at, added] = shard_of.emplace(t.name, name);
+      if (!added) {
+        return Error(ErrorCode::kCorrupt,
+                     "tensor " + Quoted(t.name) + " is also in " + Quoted(at->second) +
+                         ": without a param_name_map.json, names must be unique across the "
+                         "folder's files",
+                     FileLocation(path.string()));
+      }
+    }
+    CW_RETURN_IF_ERROR(reader->AddShard(name, path.string(), std::move(file).value(), shard_of));
+  }
+  return std::unique_ptr<CheckpointReader>(std::move(reader));
+}
+
 Result<std::unique_ptr<CheckpointWriter>> CreateShardedSafetensorsWriter(
     const fs::path& folder, std::vector<TensorInfo> tensors, const WriterOptions& options) {
+  const bool name_map = options.folder_layout == FolderLayout::kParamNameMap;
   const std::vector<size_t> shard_of = SplitIntoShards(tensors, options.max_shard_bytes);
   const size_t count = shard_of.empty() ? 1 : shard_of.back() + 1;
   std::vector<std::string> names;
   for (size_t s = 0; s < count; ++s)
-    names.push_back(count == 1 ? kSingleSafetensorsName : ShardName(s, count));
+    names.push_back(count == 1 && !name_map ? kSingleSafetensorsName : ShardName(s, count));
 
   std::vector<std::vector<TensorInfo>> shard_tensors(count);
   std::vector<ShardedWriter::Route> routes;
@@ -437,7 +566,8 @@ Result<std::unique_ptr<CheckpointWriter>> CreateShardedSafetensorsWriter(
   }
 
   WriterOptions shard_options = options;
-  shard_options.metadata = {{"format", "pt"}};  // transformers 4.x refuses shards without it
+  // transformers 4.x refuses shards without "pt"; MindSpore writes "ms" into its own.
+  shard_options.metadata = {{"format", name_map ? "ms" : "pt"}};
   for (const auto& [key, value] : options.metadata)
     shard_options.metadata.insert_or_assign(key, value);
 
@@ -451,10 +581,12 @@ Result<std::unique_ptr<CheckpointWriter>> CreateShardedSafetensorsWriter(
   }
 
   std::optional<OutputFile> index;
-  if (count > 1) {
-    const fs::path index_path = folder / kSafetensorsIndexName;
-    CW_ASSIGN_OR_RETURN(const std::string text,
-                        IndexText(tensors, shard_of, names, FileLocation(index_path.string())));
+  if (count > 1 || name_map) {
+    const fs::path index_path = folder / (name_map ? kParamNameMapName : kSafetensorsIndexName);
+    const Location where = FileLocation(index_path.string());
+    CW_ASSIGN_OR_RETURN(const std::string text, name_map
+                                                    ? NameMapText(tensors, shard_of, names, where)
+                                                    : IndexText(tensors, shard_of, names, where));
     CW_ASSIGN_OR_RETURN(OutputFile out, OutputFile::CreateInStaging(index_path));
     CW_RETURN_IF_ERROR(out.WriteAt(0, AsBytes(text)));
     index.emplace(std::move(out));

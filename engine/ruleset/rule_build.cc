@@ -342,6 +342,28 @@ void BuildRule(const TextNode& node, RuleSet& out, Diagnostics& diag) {
     out.rules.push_back(std::move(rule));
 }
 
+// ms_layout: {folder: hf | mindformers}.
+void ReadMsLayout(const TextNode& node, RuleFileParts& parts, Diagnostics& diag) {
+  Fields lf(node, "ms_layout", {"folder"}, diag);
+  const TextNode* folder = lf.Get("folder");
+  if (!folder)
+    return;
+  const std::optional<std::string> text = ReadText(*folder, "folder", diag);
+  if (!text)
+    return;
+  if (*text == "hf") {
+    parts.rules.ms_folder = RuleSet::MsFolder::kHfIndex;
+  } else if (*text == "mindformers") {
+    parts.rules.ms_folder = RuleSet::MsFolder::kMindFormers;
+  } else {
+    diag.Report("unknown folder layout \"" + *text +
+                    "\" (hf: model.safetensors.index.json, mindformers: param_name_map.json)",
+                folder->where);
+    return;
+  }
+  parts.has_ms_folder = true;
+}
+
 void BuildHeader(const Fields& f, RuleFileParts& parts, Diagnostics& diag) {
   RuleSet& rs = parts.rules;
   if (const TextNode* n = f.Get("name"))
@@ -386,6 +408,8 @@ void BuildHeader(const Fields& f, RuleFileParts& parts, Diagnostics& diag) {
       parts.has_fp8_scales = true;
     }
   }
+  if (const TextNode* l = f.Get("ms_layout"))
+    ReadMsLayout(*l, parts, diag);
   if (const TextNode* e = f.Get("extends")) {
     parts.extends = ReadText(*e, "extends", diag).value_or("");
     parts.extends_where = e->where;
@@ -399,8 +423,8 @@ RuleFileParts BuildRuleFile(const TextNode& root, Diagnostics& diag) {
   parts.rules.file = root.where.file;
   const size_t before = diag.errors.size();
   Fields f(root, "the rule file",
-           {"name", "description", "models", "hf_layout", "extends", "params", "placeholders",
-            "conditions", "rules"},
+           {"name", "description", "models", "hf_layout", "ms_layout", "extends", "params",
+            "placeholders", "conditions", "rules"},
            diag);
   if (!f.ok())
     return parts;

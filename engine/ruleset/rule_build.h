@@ -32,6 +32,7 @@ struct RuleFileParts {
   bool has_models = false;
   bool has_container = false;
   bool has_fp8_scales = false;
+  bool has_ms_folder = false;
 };
 
 // Reads the top-level map. Problems go to `diag`; the result holds whatever could be read.

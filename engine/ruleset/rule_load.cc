@@ -106,6 +106,8 @@ class Loader {
       base.hf_container = own.hf_container;
     if (parts.has_fp8_scales)
       base.hf_fp8_scales = own.hf_fp8_scales;
+    if (parts.has_ms_folder)
+      base.ms_folder = own.ms_folder;
     Override(base.params, std::move(own.params));
     Override(base.placeholders, std::move(own.placeholders));
     Override(base.conditions, std::move(own.conditions));

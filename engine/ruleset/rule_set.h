@@ -205,6 +205,12 @@ struct RuleSet {
     uint64_t block_cols = 0;
   };
   std::optional<Fp8Scales> hf_fp8_scales;
+  // ms_layout.folder: how a forward conversion to a folder writes the MindSpore side.
+  enum class MsFolder {
+    kHfIndex,      // "hf": safetensors shards + model.safetensors.index.json (the default)
+    kMindFormers,  // "mindformers": MindSpore safetensors + a flat param_name_map.json
+  };
+  MsFolder ms_folder = MsFolder::kHfIndex;
   std::vector<ParamDecl> params;
   std::vector<PlaceholderDecl> placeholders;
   std::vector<ConditionDecl> conditions;

@@ -1,9 +1,10 @@
 // Fuzz target: the index JSON of a sharded HF folder (OpenShardedFolder), then Read() of every
-// tensor of the folder.
+// tensor of the folder; the same bytes again as MindFormers' param_name_map.json (which may also
+// be a flat {name: file} map).
 //
 // OpenShardedFolder reads the index from disk, so each input is written as
-// model.safetensors.index.json into a private temporary folder that also holds three tiny shards
-// the seeds refer to:
+// model.safetensors.index.json and as param_name_map.json into a private temporary folder that
+// also holds three tiny shards the seeds refer to:
 //   model-00001-of-00002.safetensors   tensors "a" (F32 [2]) and "b" (I8 [3])
 //   model-00002-of-00002.safetensors   tensor "c" (BF16 [])
 //   other.ckpt                         tensor "d" (Float32 [1]), for the mixed-format check
@@ -77,6 +78,7 @@ class Folder {
   }
 
   fs::path index() const { return path_ / "model.safetensors.index.json"; }
+  fs::path name_map() const { return path_ / cw::kParamNameMapName; }
 
  private:
   fs::path path_;
@@ -89,17 +91,13 @@ cw::Result<std::unique_ptr<cw::CheckpointReader>> OpenShard(const fs::path& path
   return cw::safetensors::OpenReader(std::move(file));
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+// Opens the folder through `list` (holding the input) and reads every tensor.
+void OpenAndRead(const fs::path& list, size_t size) {
   using cw::fuzz::Check;
-  static const Folder folder;
-  const fs::path index = folder.index();
-  WriteFile(index, cw::AsChars(cw::fuzz::InputBytes(data, size)));
-  auto reader = cw::OpenShardedFolder(index, OpenShard);
+  auto reader = cw::OpenShardedFolder(list, OpenShard);
   if (!reader.ok()) {
-    cw::fuzz::CheckLocated(reader.error(), index.string(), size);
-    return 0;
+    cw::fuzz::CheckLocated(reader.error(), list.string(), size);
+    return;
   }
   const cw::CheckpointReader& r = **reader;
   for (size_t i = 0; i < r.tensors().size(); ++i) {
@@ -108,6 +106,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(tensor.ok());
     Check(tensor->size() == r.tensors()[i].byte_size);
     cw::fuzz::Touch(tensor->bytes());
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const Folder folder;
+  for (const fs::path& list : {folder.index(), folder.name_map()}) {
+    WriteFile(list, cw::AsChars(cw::fuzz::InputBytes(data, size)));
+    OpenAndRead(list, size);
   }
   return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include "engine/base/limits.h"
 #include "engine/base/mapped_file.h"
 #include "engine/formats/safetensors/safetensors_reader.h"
 #include "tests/support/safetensors_builder.h"
@@ -459,6 +460,177 @@ TEST_SUITE("formats.hf_folder") {
     REQUIRE_FALSE(reader.ok());
     CHECK(reader.error().code() == ErrorCode::kUnsupported);
     CHECK(reader.error().where().file == (f.dir / "s2").string());
+  }
+}
+
+// MindFormers' folders: param_name_map.json instead of an index, or no list at all.
+struct NameMapFixture : ShardedFixture {
+  fs::path map = dir / kParamNameMapName;
+
+  void Map(const std::string& json) { test::WriteFile(map, json); }
+  Error MapError() const {
+    auto reader = OpenShardedFolder(map, OpenSafetensors);
+    REQUIRE_FALSE(reader.ok());
+    return std::move(reader).error();
+  }
+  std::vector<fs::path> Files() const {
+    std::vector<fs::path> files;
+    for (const std::string& name : test::ListFolder(dir.path())) {
+      if (name.ends_with(".safetensors"))
+        files.push_back(dir / name);
+    }
+    return files;
+  }
+};
+
+WriterOptions NameMapLayout(uint64_t max_shard_bytes) {
+  WriterOptions options = ShardBytes(max_shard_bytes);
+  options.folder_layout = FolderLayout::kParamNameMap;
+  return options;
+}
+
+TEST_SUITE("formats.hf_folder.param_name_map") {
+  TEST_CASE("the MindFormers layout lists its files in a flat, sorted param_name_map.json") {
+    test::TempDir dir;
+    WriteFolder(dir.path(),
+                {Tensor("z.w", DType::kF32, {2}), Tensor("a.w", DType::kU8, {3}),
+                 Tensor("\xC3\xA9", DType::kU8, {1})},
+                NameMapLayout(8));
+    CHECK(test::ListFolder(dir.path()) ==
+          std::vector<std::string>{"model-00001-of-00002.safetensors",
+                                   "model-00002-of-00002.safetensors", "param_name_map.json"});
+    CHECK(test::ReadFile(dir / "param_name_map.json") ==
+          "{\n"
+          "  \"a.w\": \"model-00002-of-00002.safetensors\",\n"
+          "  \"z.w\": \"model-00001-of-00002.safetensors\",\n"
+          "  \"\\u00e9\": \"model-00002-of-00002.safetensors\"\n"
+          "}\n");
+  }
+
+  TEST_CASE("a single MindFormers file is still numbered and listed in the map, format ms") {
+    test::TempDir dir;
+    WriteFolder(dir.path(), {Tensor("a", DType::kU8, {4}), Tensor("b", DType::kU8, {4})},
+                NameMapLayout(8));
+    CHECK(test::ListFolder(dir.path()) ==
+          std::vector<std::string>{"model-00001-of-00001.safetensors", "param_name_map.json"});
+    auto reader = OpenSafetensors(dir / "model-00001-of-00001.safetensors");
+    REQUIRE(reader.ok());
+    CHECK((*reader)->metadata() == std::map<std::string, std::string>{{"format", "ms"}});
+  }
+
+  TEST_CASE("a MindFormers folder reads back through its map with the bytes written") {
+    const std::vector<TensorInfo> tensors = {
+        Tensor("embedding.weight", DType::kBF16, {8, 4}),
+        Tensor("decoder.layers.0.w", DType::kF32, {4, 4}),
+        Tensor("decoder.final_layernorm.weight", DType::kF32, {4})};
+    test::TempDir dir;
+    WriteFolder(dir.path(), tensors, NameMapLayout(64));
+    auto reader = OpenShardedFolder(dir / kParamNameMapName, OpenSafetensors);
+    REQUIRE(reader.ok());
+    CHECK((*reader)->tensors() == tensors);
+    CHECK((*reader)->metadata() == std::map<std::string, std::string>{{"format", "ms"}});
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      auto data = (*reader)->Read(i);
+      REQUIRE(data.ok());
+      CHECK(AsChars(data->bytes()) == Pattern(i, tensors[i].byte_size));
+    }
+  }
+
+  TEST_CASE("a param_name_map.json with a weight_map reads as an index") {
+    NameMapFixture f;
+    f.Shard("part0.safetensors", {"a", "b"});
+    f.Shard("part1.safetensors", {"c"});
+    f.Map(R"({"metadata": {"total_size": 3}, "format": "ms", "weight_map": )"
+          R"({"a": "part0.safetensors", "b": "part0.safetensors", "c": "part1.safetensors"}})");
+    auto reader = OpenShardedFolder(f.map, OpenSafetensors);
+    REQUIRE(reader.ok());
+    CHECK(TensorNames(**reader) == std::vector<std::string>{"a", "b", "c"});
+  }
+
+  TEST_CASE("a flat map whose entry is not a plain file name is refused at the map") {
+    for (const std::string json :
+         {R"({"a": 1})", R"({"a": "s1.safetensors", "b": {"c": "s1.safetensors"}})",
+          R"({"a": "../s1.safetensors"})", R"({})", R"([])", R"({"metadata": "x"})",
+          R"({"a": "s1.safetensors")"}) {
+      CAPTURE(json);
+      NameMapFixture f;
+      f.Shard("s1.safetensors", {"a"});
+      f.Map(json);
+      const Error e = f.MapError();
+      CHECK(e.code() == ErrorCode::kCorrupt);
+      CHECK(e.where().file == f.map.string());
+    }
+  }
+
+  TEST_CASE("map errors say map, not index") {
+    NameMapFixture f;
+    f.Shard("s1.safetensors", {"a", "b"});
+    f.Map(R"({"a": "s1.safetensors"})");
+    CHECK(f.MapError().message() ==
+          "tensor \"b\" of shard \"s1.safetensors\" is not listed in the map");
+  }
+
+  TEST_CASE("a map naming a missing file is an io error located at that file") {
+    NameMapFixture f;
+    f.Shard("s1.safetensors", {"a"});
+    f.Map(R"({"a": "s1.safetensors", "b": "s2.safetensors"})");
+    const Error e = f.MapError();
+    CHECK(e.code() == ErrorCode::kIo);
+    CHECK(e.where().file == (f.dir / "s2.safetensors").string());
+  }
+
+  TEST_CASE("a tensor the map places in another file, or in none, is refused at the map") {
+    NameMapFixture f;
+    f.Shard("s1.safetensors", {"a", "b"});
+    f.Shard("s2.safetensors", {"c"});
+    for (
+        const std::string json :
+        {R"({"a": "s1.safetensors", "b": "s2.safetensors", "c": "s2.safetensors"})",
+         R"({"a": "s1.safetensors", "b": "s1.safetensors", "c": "s2.safetensors", "d": "s2.safetensors"})"}) {
+      CAPTURE(json);
+      f.Map(json);
+      const Error e = f.MapError();
+      CHECK(e.code() == ErrorCode::kCorrupt);
+      CHECK(e.where().file == f.map.string());
+    }
+  }
+
+  TEST_CASE("a flat map tensor name over the name cap is a limit error") {
+    NameMapFixture f;
+    f.Map("{\"" + std::string(limits::kMaxNameBytes + 1, 'n') + "\": \"s1.safetensors\"}");
+    CHECK(f.MapError().code() == ErrorCode::kLimitExceeded);
+  }
+
+  TEST_CASE("a folder without a map reads every file given, in name order") {
+    NameMapFixture f;
+    f.Shard("b.safetensors", {"y"});
+    f.Shard("a.safetensors", {"x", "z"});
+    auto reader = OpenUnlistedFolder(
+        f.dir.path(), {f.dir / "b.safetensors", f.dir / "a.safetensors"}, OpenSafetensors);
+    REQUIRE(reader.ok());
+    CHECK(TensorNames(**reader) == std::vector<std::string>{"x", "z", "y"});
+    CHECK((*reader)->FileOf(2) == (f.dir / "b.safetensors").string());
+  }
+
+  TEST_CASE("without a map, a name in two files is refused at the second, naming the first") {
+    NameMapFixture f;
+    f.Shard("a.safetensors", {"x", "y"});
+    f.Shard("b.safetensors", {"y"});
+    auto reader = OpenUnlistedFolder(f.dir.path(), f.Files(), OpenSafetensors);
+    REQUIRE_FALSE(reader.ok());
+    CHECK(reader.error().code() == ErrorCode::kCorrupt);
+    CHECK(reader.error().where().file == (f.dir / "b.safetensors").string());
+    CHECK(reader.error().message().find("a.safetensors") != std::string::npos);
+  }
+
+  TEST_CASE("without a map, a damaged file reports its own location") {
+    NameMapFixture f;
+    f.Shard("a.safetensors", {"x"});
+    test::WriteFile(f.dir / "b.safetensors", test::SafetensorsFile(1000, "{}"));
+    auto reader = OpenUnlistedFolder(f.dir.path(), f.Files(), OpenSafetensors);
+    REQUIRE_FALSE(reader.ok());
+    CHECK(reader.error().code() == ErrorCode::kCorrupt);
+    CHECK(reader.error().where().file == (f.dir / "b.safetensors").string());
   }
 }
 

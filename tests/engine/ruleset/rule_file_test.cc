@@ -59,6 +59,62 @@ rules:
     CHECK(rules->rules[0].where.file.ends_with("llama.yaml"));
   }
 
+  TEST_CASE("ms_layout.folder chooses the MindSpore side of folder outputs; hf is the default") {
+    auto plain = Parse("name: t\nrules:\n  - {hf: a, ms: b}\n");
+    REQUIRE(plain.errors.empty());
+    CHECK(plain.rules->ms_folder == RuleSet::MsFolder::kHfIndex);
+    auto mindformers =
+        Parse("name: t\nms_layout: {folder: mindformers}\nrules:\n  - {hf: a, ms: b}\n");
+    REQUIRE(mindformers.errors.empty());
+    CHECK(mindformers.rules->ms_folder == RuleSet::MsFolder::kMindFormers);
+    auto hf = Parse("name: t\nms_layout: {folder: hf}\nrules:\n  - {hf: a, ms: b}\n");
+    REQUIRE(hf.errors.empty());
+    CHECK(hf.rules->ms_folder == RuleSet::MsFolder::kHfIndex);
+  }
+
+  TEST_CASE("ms_layout is inherited through extends unless the file gives its own") {
+    test::TempDir dir;
+    test::WriteFile(dir / "base.yaml",
+                    "name: base\nms_layout: {folder: mindformers}\nrules:\n  - {hf: a, ms: b}\n");
+    test::WriteFile(dir / "same.yaml", "name: same\nextends: base.yaml\n");
+    test::WriteFile(dir / "other.yaml",
+                    "name: other\nextends: base.yaml\nms_layout: {folder: hf}\n");
+    auto same = LoadRuleFile(dir / "same.yaml");
+    REQUIRE(same.ok());
+    CHECK(same->ms_folder == RuleSet::MsFolder::kMindFormers);
+    auto other = LoadRuleFile(dir / "other.yaml");
+    REQUIRE(other.ok());
+    CHECK(other->ms_folder == RuleSet::MsFolder::kHfIndex);
+  }
+
+  TEST_CASE("the MCore families write MindFormers folders, the others HF-indexed ones") {
+    for (const char* family :
+         {"qwen3", "qwen3_moe", "qwen2_moe", "deepseek3", "glm4", "glm4_moe"}) {
+      CAPTURE(family);
+      auto rules = LoadRuleFile(test::SourcePath(std::string("rules/") + family + ".yaml"));
+      REQUIRE(rules.ok());
+      CHECK(rules->ms_folder == RuleSet::MsFolder::kMindFormers);
+    }
+    for (const char* family : {"llama", "qwen2", "glm3", "mixtral"}) {
+      CAPTURE(family);
+      auto rules = LoadRuleFile(test::SourcePath(std::string("rules/") + family + ".yaml"));
+      REQUIRE(rules.ok());
+      CHECK(rules->ms_folder == RuleSet::MsFolder::kHfIndex);
+    }
+  }
+
+  TEST_CASE("an unknown ms_layout key or folder layout is reported where it is written") {
+    auto key = Parse("name: t\nms_layout: {fodler: hf}\nrules:\n  - {hf: a, ms: b}\n");
+    REQUIRE(key.errors.size() == 1);
+    CHECK(key.errors[0].code() == ErrorCode::kRuleInvalid);
+    CHECK(key.errors[0].where().line == 2);
+    auto value = Parse("name: t\nms_layout: {folder: ckpt}\nrules:\n  - {hf: a, ms: b}\n");
+    REQUIRE(value.errors.size() == 1);
+    CHECK(value.errors[0].code() == ErrorCode::kRuleInvalid);
+    CHECK(value.errors[0].where().line == 2);
+    CHECK(value.errors[0].where().column == 21);
+  }
+
   TEST_CASE("a missing or cyclic extends is reported at the extends key") {
     test::TempDir dir;
     test::WriteFile(dir / "a.yaml", "name: a\nextends: b.yaml\n");
