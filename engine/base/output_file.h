@@ -1,11 +1,14 @@
 // Atomic outputs: nothing appears under the output name until the output is complete.
 //
 // OutputFile writes a temporary file beside its target ("<dir>/.<name>.cw-tmp-<pid>-<n>") and
-// Commit() fsyncs and renames it into place. OutputDir does the same for a whole folder. An object
-// destroyed without Commit() removes its temporary, and so does RemoveAllTemporaries() (called on
-// SIGINT/SIGTERM by the interrupt handler), so no half-written output is ever left behind.
+// Commit() fsyncs and renames it into place, then syncs the folder so that the name is durable
+// too. Writeback starts while the bytes arrive, so the final fsync has little left to wait for.
+// OutputDir does the same for a whole folder. An object destroyed without Commit() removes its
+// temporary, and so does RemoveAllTemporaries() (called on SIGINT/SIGTERM by the interrupt
+// handler), so no half-written output is ever left behind.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -38,7 +41,7 @@ class OutputFile {
                   uint64_t n) const;
   // Sets the final size up front so that positional writes may arrive in any order.
   Status Resize(uint64_t size) const;
-  // fsync, then rename into place (atomic mode) or close (staging mode).
+  // fsync, then rename into place and sync the folder (atomic mode), or close (staging mode).
   Status Commit();
 
   const std::filesystem::path& target() const { return target_; }
@@ -47,12 +50,14 @@ class OutputFile {
   OutputFile(std::filesystem::path target, std::filesystem::path temp, int fd, bool staged)
       : target_(std::move(target)), temp_(std::move(temp)), fd_(fd), staged_(staged) {}
   Error OsError(const std::string& what) const;
+  void StartWriteback(uint64_t written) const;
 
   std::filesystem::path target_;
   std::filesystem::path temp_;  // equals target_ in staging mode
   int fd_ = -1;
   bool staged_ = false;
   bool committed_ = false;
+  mutable std::atomic<uint64_t> not_yet_flushing_{0};  // bytes written since writeback was started
 };
 
 class OutputDir {
