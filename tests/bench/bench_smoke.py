@@ -22,16 +22,22 @@ print(result.stderr, file=sys.stderr)
 problems = []
 if result.returncode != 0:
     problems.append(f"run_benchmarks.py exited {result.returncode}")
-for row in ["cp -r (HF folder)", "HF safetensors -> .ckpt (rename)", ".ckpt -> HF safetensors folder",
-            "--dtype fp16 (cast)", "Python: torch.load", ".bin folder -> .ckpt",
-            "Mixtral HF -> .ckpt (expert stacking)", "merge TP=4 -> .ckpt",
-            "merge + reverse TP=4 -> HF folder"]:
-    # A measured row of the table (progress lines name the commands too, so they do not count).
-    if not any(line.startswith("| ") and row in line and "| failed |" not in line
-               for line in result.stdout.splitlines()):
+rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+for row in ["cp -r (HF safetensors folder)", "cp -r && sync (HF safetensors folder)",
+            "HF safetensors -> .ckpt (rename)", "HF safetensors -> .ckpt --dtype fp16 (cast)",
+            "cp -r && sync (.ckpt)", ".ckpt -> HF safetensors folder (rename)",
+            ".ckpt -> HF safetensors folder --dtype fp16 (cast)", "Python: torch 1.13",
+            ".bin folder -> .ckpt", "Mixtral HF -> .ckpt (expert stacking)",
+            "merge TP=4 -> .ckpt", "merge + reverse TP=4 -> HF folder"]:
+    # A measured row of the table (progress lines name the commands too, so they do not count),
+    # with a ratio to each floor and system time.
+    measured = [line for line in rows if row in line and "| failed |" not in line]
+    if not measured:
         problems.append(f"no measured table row for {row!r}")
-if result.stdout.count(": identical") != 7:
-    problems.append("expected 7 identical --threads 1 / default outputs")
+    elif not row.startswith("cp -r") and "|  |" in measured[0]:
+        problems.append(f"a column is empty in {measured[0]!r}")
+if result.stdout.count(": identical") != 8:
+    problems.append("expected 8 identical --threads 1 / default outputs")
 if problems:
     print("\n".join(problems), file=sys.stderr)
     sys.exit(1)

@@ -1,18 +1,28 @@
 #!/usr/bin/python3
-"""Times convert_weight against `cp -r` and a torch.load + torch.save baseline on the same files.
+"""Times convert_weight against `cp -r`, `cp -r && sync` and the Python peers on the same files.
 
     tests/bench/run_benchmarks.py --work DIR [--layers 32] [--mixtral-layers 4] [--reps 3]
-                                  [--phases llama,bin,mixtral,distributed]
+                                  [--phases llama,ckpt,bin,mixtral,distributed] [--warm]
                                   [--distributed-layers 4] [--label NAME] [--doc docs/benchmarks.md]
 
 Generates synthetic checkpoints with tests/bench/make_checkpoint (llama-2-7B shape as a sharded
-safetensors folder and as a sharded .bin folder, a Mixtral-8x7B shape with fewer layers), then, in
-three phases that each keep only their own files on disk, runs every command of the phase once per
-repetition, alternating, under /usr/bin/time -v. Before each command it syncs and, when it may
-(root), drops the page cache, so every command reads its input from the disk. It prints a table of
-medians (wall seconds, ratio to `cp -r` of the same input, GB/s of input, peak RSS), checks that
---threads 1 and the default thread count write identical bytes, and with --doc replaces the section
-of that label in the given Markdown file. Exits non-zero if a command or a check fails.
+safetensors folder, as a .ckpt and as a sharded .bin folder, a Mixtral-8x7B shape with fewer
+layers), then, in phases that each keep only their own files on disk, runs every command of the
+phase once per repetition, alternating, under /usr/bin/time -v. Before each command it syncs and,
+unless --warm, drops the page cache (root only), so every command reads its input from the disk.
+
+Two floors per input: `cp -r` (exits with its bytes still in memory) and `cp -r && sync` (the same
+durability as convert_weight, which fsyncs its output before renaming it into place). The table
+gives medians of wall time and system CPU, with ratios to both floors, GB/s of input and peak RSS;
+it checks that --threads 1 and the default thread count write identical bytes, and with --doc
+replaces the section of that label in the given Markdown file. Exits non-zero if a command or a
+check fails.
+
+Python peers, as the reference converter works (whole shards in memory, no fsync): torch 1.13's
+torch.load + rename + torch.save on the .bin folder; with the newer-Debian chroot of
+tests/tools/make_extended_chroot.sh (found at $CW_EXTENDED_CHROOT or ~/.cache/convert_weight/sid,
+on the same disk as --work), safetensors' per-shard load_file + rename + save_file on the
+safetensors folder, run inside the chroot.
 
 The distributed phase cuts a llama-2-7B-shaped folder of --distributed-layers layers into a
 tensor-parallel set of 4 ranks (convert --strategy, with a strategy written by
@@ -36,15 +46,39 @@ PYTHON = "/usr/bin/python3"  # Debian's, with python3-torch
 
 
 class Command:
-    def __init__(self, name, argv, input_path, output, floor=None, compare_threads=False):
+    def __init__(self, name, argv, input_path, output, floors=None, compare_threads=False):
         self.name = name
         self.argv = argv
         self.input_path = input_path
         self.output = output
-        self.floor = floor  # name of the row this one is compared with
+        self.floors = floors  # Floors of the same input, or None for a floor itself
         self.compare_threads = compare_threads
         self.seconds = []
+        self.sys_seconds = []
         self.rss_kb = []
+
+
+class Floors:
+    """`cp -r` and `cp -r && sync` of one input: the rows every command on it is compared with."""
+
+    def __init__(self, label, source, work):
+        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+        out, out_sync = work / f"out-cp-{slug}", work / f"out-cps-{slug}"
+        self.cp = Command(f"cp -r ({label})", ["cp", "-r", str(source), str(out)], source, out)
+        self.cp_sync = Command(f"cp -r && sync ({label})",
+                               ["sh", "-c", f'cp -r "{source}" "{out_sync}" && sync'], source,
+                               out_sync)
+        self.cp_sync.floors = self
+
+    def commands(self):
+        return [self.cp, self.cp_sync]
+
+
+def extended_chroot():
+    root = Path(os.environ.get("CW_EXTENDED_CHROOT") or
+                Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
+                "convert_weight/sid")
+    return root if (root / "usr/bin/python3").exists() else None
 
 
 def tree_bytes(path):
@@ -69,6 +103,7 @@ class Bench:
         self.failures = []
         self.rows = []
         self.checks = []
+        self.notes = []
 
     def run(self, argv, **kw):
         return subprocess.run(argv, check=True, **kw)
@@ -94,8 +129,10 @@ class Bench:
             return
         wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
         rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
+        system = re.search(r"System time \(seconds\): ([\d.]+)", result.stderr)
         hours, minutes, seconds = wall.groups()
         cmd.seconds.append(int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds))
+        cmd.sys_seconds.append(float(system.group(1)))
         cmd.rss_kb.append(int(rss.group(1)))
 
     def phase(self, commands):
@@ -125,22 +162,106 @@ class Bench:
             self.failures.append(f"{cmd.name}: --threads 1 wrote different bytes")
         remove(single)
 
-    def convert(self, name, rules, source, output, *extra, floor="cp -r (HF folder)"):
+    def convert(self, name, rules, source, output, floors, *extra):
         # A folder output is named with a trailing slash.
         target = str(output) + ("/" if not output.suffix else "")
         argv = [self.cw, "convert", "--rules", str(SOURCE / "rules" / rules), "--input", str(source),
                 "--output", target, "--quiet", *extra]
-        return Command(name, argv, source, output, floor=floor, compare_threads=True)
+        return Command(name, argv, source, output, floors=floors, compare_threads=True)
 
     def all(self):
         phases = self.args.phases.split(",")
         self.work.mkdir(parents=True, exist_ok=True)
-        if "llama" in phases or "bin" in phases or "mixtral" in phases:
-            self.single_file_phases(phases)
-        if "distributed" in phases:
-            self.distributed()
+        for phase in ("llama", "ckpt", "bin", "mixtral", "distributed"):
+            if phase in phases:
+                getattr(self, phase + "_phase")()
 
-    def distributed(self):
+    def llama_phase(self):
+        a = self.args
+        chroot = extended_chroot()
+        same_disk = chroot is not None and chroot.stat().st_dev == self.work.stat().st_dev
+        # The chroot's Python sees only files inside it: the phase then works there.
+        work = chroot / "var/tmp/cw-bench" if same_disk else self.work
+        if same_disk:
+            remove(work)
+        work.mkdir(parents=True, exist_ok=True)
+        hf = work / "hf"
+        print(f"== llama2-7b shape, {a.layers} layers: safetensors folder", flush=True)
+        self.make("llama2-7b", a.layers, "safetensors", hf)
+        floors = Floors("HF safetensors folder", hf, work)
+        commands = floors.commands() + [
+            self.convert("HF safetensors -> .ckpt (rename)", "llama.yaml", hf, work / "out.ckpt",
+                         floors),
+            self.convert("HF safetensors -> .ckpt --dtype fp16 (cast)", "llama.yaml", hf,
+                         work / "out-fp16.ckpt", floors, "--dtype", "fp16"),
+        ]
+        if same_disk:
+            inside = Path("/") / work.relative_to(chroot)
+            for script in ("safetensors_baseline.py", "torch_baseline.py"):
+                shutil.copy(SOURCE / "tests/bench" / script, work)
+            commands.append(Command(
+                "Python: safetensors load_file + rename + save_file per shard (no fsync)",
+                ["chroot", str(chroot), "/usr/bin/python3", str(inside / "safetensors_baseline.py"),
+                 str(inside / "hf"), str(inside / "out-py")], hf, work / "out-py", floors=floors))
+        else:
+            self.notes.append("no safetensors peer: the newer-Debian chroot "
+                              "(tests/tools/make_extended_chroot.sh) is "
+                              + ("not on the disk of --work" if chroot else "not installed"))
+        self.phase(commands)
+        remove(work if same_disk else hf)
+
+    def ckpt_phase(self):
+        a = self.args
+        hf, ckpt = self.work / "hf-for-ckpt", self.work / "model.ckpt"
+        print(f"== llama2-7b shape, {a.layers} layers: .ckpt", flush=True)
+        self.make("llama2-7b", a.layers, "safetensors", hf)
+        self.run([self.cw, "convert", "--rules", str(SOURCE / "rules/llama.yaml"), "--input",
+                  str(hf), "--output", str(ckpt), "--quiet"])
+        config = self.work / "llama-config.json"
+        shutil.copy(hf / "config.json", config)
+        remove(hf)
+        floors = Floors(".ckpt", ckpt, self.work)
+        self.phase(floors.commands() + [
+            self.convert(".ckpt -> HF safetensors folder (rename)", "llama.yaml", ckpt,
+                         self.work / "out-hf", floors, "--reverse", "--config", str(config)),
+            self.convert(".ckpt -> HF safetensors folder --dtype fp16 (cast)", "llama.yaml", ckpt,
+                         self.work / "out-hf16", floors, "--reverse", "--config", str(config),
+                         "--dtype", "fp16"),
+        ])
+        remove(ckpt)
+        remove(config)
+
+    def bin_phase(self):
+        a = self.args
+        bins = self.work / "bin"
+        print(f"== llama2-7b shape, {a.layers} layers: sharded .bin folder", flush=True)
+        self.make("llama2-7b", a.layers, "bin", bins)
+        floors = Floors(".bin folder", bins, self.work)
+        baseline = Command("Python: torch 1.13 torch.load + rename + torch.save (no fsync)",
+                           [PYTHON, str(SOURCE / "tests/bench/torch_baseline.py"), str(bins),
+                            str(self.work / "out-py.bin")], bins, self.work / "out-py.bin",
+                           floors=floors)
+        self.phase(floors.commands() + [
+            baseline,
+            self.convert(".bin folder -> .ckpt (rename)", "llama.yaml", bins,
+                         self.work / "out-bin.ckpt", floors),
+        ])
+        remove(bins)
+
+    def mixtral_phase(self):
+        a = self.args
+        mixtral = self.work / "mixtral"
+        print(f"== mixtral-8x7b shape, {a.mixtral_layers} layers, {a.mixtral_experts} experts",
+              flush=True)
+        self.make("mixtral-8x7b", a.mixtral_layers, "safetensors", mixtral, a.mixtral_experts)
+        floors = Floors("Mixtral folder", mixtral, self.work)
+        self.phase(floors.commands() + [
+            self.convert("Mixtral HF -> .ckpt (expert stacking)", "mixtral.yaml", mixtral,
+                         self.work / "out-mixtral.ckpt", floors),
+        ])
+        remove(mixtral)
+
+    def distributed_phase(self):
         a = self.args
         hf, dist = self.work / "hf-tp", self.work / "dist-tp4"
         for p in (hf, dist):
@@ -166,106 +287,44 @@ class Bench:
         ms_split.write_strategy(str(strategy), layouts)
         self.run([self.cw, "convert", "--rules", str(SOURCE / "rules/llama.yaml"), "--input",
                   str(hf), "--output", str(dist) + "/", "--strategy", str(strategy), "--quiet"])
+        shutil.copy(hf / "config.json", self.work / "tp-config.json")
         remove(hf)
         (dist / "strategy.ckpt").write_bytes(strategy.read_bytes())
-        cp = Command("cp -r (4 rank folders)", ["cp", "-r", str(dist), str(self.work / "out-cpd")],
-                     dist, self.work / "out-cpd")
-        cp_sync = Command("cp -r rank folders, then sync",
-                          ["sh", "-c", f'cp -r "{dist}" "{self.work}/out-cpds" && sync'], dist,
-                          self.work / "out-cpds", floor=cp.name)
+        floors = Floors("4 rank folders", dist, self.work)
         merge = Command("merge TP=4 -> .ckpt", [self.cw, "merge", "--input", str(dist), "--output",
                                                 str(self.work / "out-merged.ckpt"), "--quiet"],
-                        dist, self.work / "out-merged.ckpt", floor=cp_sync.name,
-                        compare_threads=True)
+                        dist, self.work / "out-merged.ckpt", floors=floors, compare_threads=True)
         reverse = self.convert("merge + reverse TP=4 -> HF folder", "llama.yaml", dist,
-                               self.work / "out-dist-hf", "--reverse", floor=cp_sync.name)
-        self.phase([cp, cp_sync, merge, reverse])
-        remove(dist)
-        remove(strategy)
-
-    def single_file_phases(self, phases):
-        hf, ckpt, bins, mixtral = (self.work / n for n in ("hf", "model.ckpt", "bin", "mixtral"))
-        for p in (hf, ckpt, bins, mixtral):
+                               self.work / "out-dist-hf", floors, "--reverse", "--config",
+                               str(self.work / "tp-config.json"))
+        self.phase(floors.commands() + [merge, reverse])
+        for p in (dist, strategy, self.work / "tp-config.json"):
             remove(p)
 
-        if "llama" in phases:
-            self.llama_phase()
-        if "bin" in phases:
-            self.bin_phase()
-        if "mixtral" in phases:
-            self.mixtral_phase()
-
-    def llama_phase(self):
-        a = self.args
-        hf, ckpt = self.work / "hf", self.work / "model.ckpt"
-        print(f"== llama2-7b shape, {a.layers} layers: safetensors folder and .ckpt", flush=True)
-        self.make("llama2-7b", a.layers, "safetensors", hf)
-        self.run([self.cw, "convert", "--rules", str(SOURCE / "rules/llama.yaml"), "--input",
-                  str(hf), "--output", str(ckpt), "--quiet"])
-        cp = Command("cp -r (HF folder)", ["cp", "-r", str(hf), str(self.work / "out-cp")], hf,
-                     self.work / "out-cp")
-        cp_sync = Command("cp -r, then sync", ["sh", "-c", f'cp -r "{hf}" "{self.work}/out-cps" && sync'],
-                          hf, self.work / "out-cps", floor=cp.name)
-        self.phase([
-            cp, cp_sync,
-            self.convert("HF safetensors -> .ckpt (rename)", "llama.yaml", hf, self.work / "out.ckpt"),
-            self.convert(".ckpt -> HF safetensors folder", "llama.yaml", ckpt, self.work / "out-hf",
-                         "--reverse", "--config", str(hf / "config.json")),
-            self.convert("HF bf16 -> .ckpt --dtype fp16 (cast)", "llama.yaml", hf,
-                         self.work / "out-fp16.ckpt", "--dtype", "fp16"),
-        ])
-        remove(ckpt)
-        remove(hf)
-
-    def bin_phase(self):
-        a = self.args
-        bins = self.work / "bin"
-        print(f"== llama2-7b shape, {a.layers} layers: sharded .bin folder", flush=True)
-        self.make("llama2-7b", a.layers, "bin", bins)
-        cp_bin = Command("cp -r (.bin folder)", ["cp", "-r", str(bins), str(self.work / "out-cpb")],
-                         bins, self.work / "out-cpb")
-        baseline = Command("Python: torch.load + rename + torch.save",
-                           [PYTHON, str(SOURCE / "tests/bench/torch_baseline.py"), str(bins),
-                            str(self.work / "out-py.bin")], bins, self.work / "out-py.bin",
-                           floor=cp_bin.name)
-        self.phase([
-            cp_bin, baseline,
-            self.convert(".bin folder -> .ckpt (rename)", "llama.yaml", bins,
-                         self.work / "out-bin.ckpt", floor=cp_bin.name),
-        ])
-        remove(bins)
-
-    def mixtral_phase(self):
-        a = self.args
-        mixtral = self.work / "mixtral"
-        print(f"== mixtral-8x7b shape, {a.mixtral_layers} layers, {a.mixtral_experts} experts",
-              flush=True)
-        self.make("mixtral-8x7b", a.mixtral_layers, "safetensors", mixtral, a.mixtral_experts)
-        cp_mix = Command("cp -r (Mixtral folder)", ["cp", "-r", str(mixtral), str(self.work / "out-cpm")],
-                         mixtral, self.work / "out-cpm")
-        self.phase([
-            cp_mix,
-            self.convert("Mixtral HF -> .ckpt (expert stacking)", "mixtral.yaml", mixtral,
-                         self.work / "out-mixtral.ckpt", floor=cp_mix.name),
-        ])
-        remove(mixtral)
-
     def table(self):
-        by_name = {c.name: c for c in self.rows}
-        lines = ["| command | input GB | median s | × cp -r | GB/s | peak RSS MiB | runs (s) |",
-                 "|---|---:|---:|---:|---:|---:|---|"]
+        lines = ["| command | input GB | median s | × cp -r | × cp -r && sync | sys s | × cp sys | "
+                 "GB/s | peak RSS MiB | runs (s) |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+
+        def ratio(c, floor, values):
+            if floor is None or not getattr(floor, values):
+                return ""
+            return f"{statistics.median(getattr(c, values)) / statistics.median(getattr(floor, values)):.2f}"
+
         for c in self.rows:
             if not c.seconds:
-                lines.append(f"| {c.name} | | failed | | | | |")
+                lines.append(f"| {c.name} | | failed | | | | | | | |")
                 continue
             gb = c.input_bytes / 1e9
             median = statistics.median(c.seconds)
-            floor = by_name.get(c.floor)
-            ratio = (f"{median / statistics.median(floor.seconds):.2f}"
-                     if floor and floor.seconds else "1.00")
-            lines.append(f"| {c.name} | {gb:.2f} | {median:.2f} | {ratio} | {gb / median:.2f} | "
-                         f"{statistics.median(c.rss_kb) / 1024:.0f} | "
-                         f"{', '.join(f'{s:.2f}' for s in c.seconds)} |")
+            cp = c.floors.cp if c.floors else None
+            cp_sync = c.floors.cp_sync if c.floors and c is not c.floors.cp_sync else None
+            lines.append(
+                f"| {c.name} | {gb:.2f} | {median:.2f} | {ratio(c, cp, 'seconds')} | "
+                f"{ratio(c, cp_sync, 'seconds')} | {statistics.median(c.sys_seconds):.2f} | "
+                f"{ratio(c, cp, 'sys_seconds')} | {gb / median:.2f} | "
+                f"{statistics.median(c.rss_kb) / 1024:.0f} | "
+                f"{', '.join(f'{s:.2f}' for s in c.seconds)} |")
         return "\n".join(lines)
 
     def commands_text(self):
@@ -311,8 +370,8 @@ def main():
     p.add_argument("--mixtral-layers", type=int, default=4)
     p.add_argument("--mixtral-experts", type=int, default=8)
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--phases", default="llama,bin,mixtral,distributed",
-                   help="comma-separated: llama, bin, mixtral, distributed")
+    p.add_argument("--phases", default="llama,ckpt,bin,mixtral,distributed",
+                   help="comma-separated: llama, ckpt, bin, mixtral, distributed")
     p.add_argument("--distributed-layers", type=int, default=4,
                    help="layers of the tensor-parallel set (4: about 2.1 GB)")
     p.add_argument("--warm", action="store_true", help="do not drop the page cache")
@@ -336,6 +395,7 @@ def main():
         f"{disk(bench.work)}, Linux {platform.release()}; {cache}. Medians of {args.reps} runs, "
         f"commands alternating.", "", table, "",
         f"`--threads 1` against the default ({os.cpu_count()} threads), output bytes: {checks}.",
+        *([""] + [f"Note: {n}." for n in bench.notes] if bench.notes else []),
         "", "Commands ($WORK is the scratch folder):", "", bench.commands_text()])
     print(text)
     if args.doc:
