@@ -52,7 +52,7 @@ def per_head(w, heads, first):
 
 
 def attention_expected(t, c, p):
-    n, nope, rope = c["num_attention_heads"], c["qk_nope_head_dim"], c["qk_rope_head_dim"]
+    n, nope = c["num_attention_heads"], c["qk_nope_head_dim"]
     a = p + "attention."
     q_nope, q_pe = per_head(t[p + "self_attn.q_b_proj.weight"], n, nope)
     kv_a = t[p + "self_attn.kv_a_proj_with_mqa.weight"]
