@@ -191,6 +191,12 @@ class DeepSeek3ResearchTest(FamilyTestCase):
         cw_convert(RULES, ckpt, back, "--config", os.path.join(folder, "config.json"),
                    "--set", "use_gmm=false", reverse=True)
         self.assertEqual(read_hf_folder(back.rstrip("/")), self.without_copies(folder, config))
+        # The reverse does not guess the layout: under the default use_gmm the bmm names match
+        # no rule, and the message says why.
+        self.assert_fails(["convert", "--rules", RULES, "--input", ckpt, "--output",
+                           self.path("x/"), "--reverse", "--set", "layers=3"], 1,
+                          "model.layers.1.feed_forward.routed_experts.router.dense.weight",
+                          "use_gmm = true (default)")
 
     def test_without_mtp_layer(self):
         folder, config, tensors = self.make(num_nextn_predict_layers=0)
