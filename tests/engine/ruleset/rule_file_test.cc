@@ -88,8 +88,8 @@ rules:
   }
 
   TEST_CASE("the MCore families write MindFormers folders, the others HF-indexed ones") {
-    for (const char* family :
-         {"qwen3", "qwen3_moe", "qwen2_moe", "deepseek3", "glm4", "glm4_moe"}) {
+    for (const char* family : {"qwen3", "qwen3_moe", "qwen2_moe", "deepseek3", "deepseek3_research",
+                               "glm4", "glm4_moe"}) {
       CAPTURE(family);
       auto rules = LoadRuleFile(test::SourcePath(std::string("rules/") + family + ".yaml"));
       REQUIRE(rules.ok());
