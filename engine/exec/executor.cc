@@ -14,6 +14,7 @@
 #include "engine/base/mapped_file.h"
 #include "engine/plan/step_ops.h"
 #include "engine/plan/step_runs.h"
+#include "engine/plan/step_slices.h"
 #include "engine/tensor/dtype_cast.h"
 
 namespace cw {
@@ -239,6 +240,11 @@ class Runner {
   // values its ops make. Copies hold only the thread's scratch buffers.
   uint64_t OwnedBytes(const PlanStep& step, bool runs_as_copies) const {
     uint64_t owned = runs_as_copies ? 0 : step.working_bytes;
+    if (!runs_as_copies && step.slices) {
+      for (const uint64_t i : SliceOf(step, 0).inputs)
+        owned += plan_.inventory[i].byte_size;
+      return owned;
+    }
     for (const uint64_t i : step.inputs) {
       if (!runs_as_copies || (extents_[i].empty() && !ranged_[i]))
         owned += plan_.inventory[i].byte_size;
@@ -294,6 +300,8 @@ class Runner {
   // while the next step reads.
   Status ComputeStep(size_t s, ReadTurn& turn, Scratch& scratch) {
     const PlanStep& step = plan_.steps[s];
+    if (step.slices)
+      return ComputeSlices(s, turn, scratch);
     std::vector<TensorData> inputs;
     for (const uint64_t i : step.inputs) {
       CW_ASSIGN_OR_RETURN(TensorData data, ReadInput(i));
@@ -316,6 +324,33 @@ class Runner {
                                     step.outputs[o].dtype, values[o].bytes(), scratch));
       CountTensor();
     }
+    return OkStatus();
+  }
+
+  // A step that runs slice by slice: each slice's inputs are read and its part of every output
+  // made and written before the next slice is read. Slices read across the step's inputs, so
+  // the next step may read meanwhile.
+  Status ComputeSlices(size_t s, ReadTurn& turn, Scratch& scratch) {
+    const PlanStep& step = plan_.steps[s];
+    turn.Pass();
+    for (uint32_t k = 0; k < step.slices->count; ++k) {
+      if (failed_.load())
+        return OkStatus();  // another step failed: its error is the one to report
+      const PlanStep part = SliceOf(step, k);
+      std::vector<TensorData> inputs;
+      for (const uint64_t i : part.inputs) {
+        CW_ASSIGN_OR_RETURN(TensorData data, ReadInput(i));
+        inputs.push_back(std::move(data));
+      }
+      CW_ASSIGN_OR_RETURN(std::vector<TensorData> values,
+                          ApplyStep(plan_, part, std::move(inputs)));
+      for (size_t o = 0; o < values.size(); ++o) {
+        CW_RETURN_IF_ERROR(WriteValue(first_output_[s] + o, k * values[o].size(), step.value_dtype,
+                                      step.outputs[o].dtype, values[o].bytes(), scratch));
+      }
+    }
+    for (size_t o = 0; o < step.outputs.size(); ++o)
+      CountTensor();
     return OkStatus();
   }
 

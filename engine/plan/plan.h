@@ -45,6 +45,18 @@ struct PrimitiveOp {
 
 const char* PrimitiveKindName(PrimitiveOp::Kind kind);  // "reshape", "permute", ...
 
+// A step that runs slice by slice (engine/plan/step_slices.h): DeepSeek-V3's 256 experts fused into
+// one weight1 of 14 GiB, made one expert at a time.
+struct StepSlices {
+  // Slices: every output of the step is `count` equal contiguous parts, part k made from the
+  // inputs of slice k alone.
+  uint32_t count = 0;
+  std::vector<std::vector<uint32_t>> inputs;  // per slice: positions in PlanStep::inputs, ascending
+  std::vector<PrimitiveOp> ops;      // one slice's ops on its inputs (alike for every slice)
+  std::vector<Shape> output_shapes;  // one slice's part of each output
+  bool operator==(const StepSlices&) const = default;
+};
+
 struct PlanStep {
   enum class Kind {
     kConvert,      // inputs -> ops -> outputs
@@ -64,6 +76,8 @@ struct PlanStep {
     return kind == Kind::kConvert && ops.empty() && inputs.size() == 1 && outputs.size() == 1 &&
            outputs[0].dtype == value_dtype;
   }
+  // Set when the step runs slice by slice; working_bytes is then that of one slice.
+  std::optional<StepSlices> slices;
   // Owned bytes this step holds at its busiest, with its inputs borrowed from a mapping.
   uint64_t working_bytes = 0;
 };

@@ -7,6 +7,7 @@
 #include "engine/plan/plan_context.h"
 #include "engine/plan/plan_lower.h"
 #include "engine/plan/step_ops.h"
+#include "engine/plan/step_slices.h"
 
 namespace cw {
 namespace {
@@ -349,13 +350,23 @@ void BuildSteps(PlanContext& ctx, const std::vector<Group>& groups, Plan& plan) 
   CheckUniqueOutputs(ctx, plan);
   for (PlanStep& s : plan.steps) {
     std::vector<Shape> shapes;
-    uint64_t in_bytes = 0;
     for (uint64_t i : s.inputs) {
       shapes.push_back(ctx.inventory[i].shape);
+      plan.input_bytes = SaturatingAdd(plan.input_bytes, ctx.inventory[i].byte_size);
+    }
+    s.slices = SliceStep(s, shapes);
+    // What the step holds at once: all its inputs, or one slice's.
+    std::optional<PlanStep> slice;
+    if (s.slices)
+      slice = SliceOf(s, 0);
+    const PlanStep& part = slice ? *slice : s;
+    std::vector<Shape> part_shapes;
+    uint64_t in_bytes = 0;
+    for (uint64_t i : part.inputs) {
+      part_shapes.push_back(ctx.inventory[i].shape);
       in_bytes = SaturatingAdd(in_bytes, ctx.inventory[i].byte_size);
     }
-    s.working_bytes = WorkingBytes(s.ops, shapes, s.value_dtype, s.outputs);
-    plan.input_bytes = SaturatingAdd(plan.input_bytes, in_bytes);
+    s.working_bytes = WorkingBytes(part.ops, part_shapes, s.value_dtype, part.outputs);
     for (const TensorInfo& out : s.outputs)
       plan.output_bytes = SaturatingAdd(plan.output_bytes, out.byte_size);
     plan.peak_bytes = std::max(plan.peak_bytes, s.working_bytes);

@@ -65,6 +65,11 @@ std::string StepText(const Plan& plan, const PlanStep& s, size_t number) {
       out += "       cast " + std::string(Name(s.value_dtype)) + " -> " +
              std::string(Name(t.dtype)) + "\n";
   }
+  if (s.slices) {
+    out += "  runs in " + std::to_string(s.slices->count) + " slices of " +
+           std::to_string(s.slices->inputs[0].size()) + " input(s), " +
+           FormatBytes(s.working_bytes) + " held at once\n";
+  }
   if (!s.note.empty())
     out += "  note " + s.note + "\n";
   if (s.lossy)
@@ -127,6 +132,7 @@ std::string StepJson(const Plan& plan, const PlanStep& s) {
          "], \"value_dtype\": " + Escape(std::string(Name(s.value_dtype))) + ", \"outputs\": [" +
          out + "], \"note\": " + Escape(s.note) + ", \"lossy\": " + (s.lossy ? "true" : "false") +
          ", \"lossy_reason\": " + Escape(s.lossy_reason) +
+         ", \"slices\": " + std::to_string(s.slices ? s.slices->count : 0) +
          ", \"working_bytes\": " + std::to_string(s.working_bytes) + "}";
 }
 

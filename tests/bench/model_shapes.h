@@ -23,4 +23,12 @@ std::optional<ModelShape> FindShape(const std::string& name);
 std::vector<TensorInfo> Tensors(const ModelShape& shape, int layers, DType dtype);
 std::string ConfigJson(const ModelShape& shape, int layers, DType dtype);
 
+// DeepSeek-V3 at its real sizes (MLA attention, `experts` routed experts of width 2048, one shared
+// expert), `layers` layers of which the first is dense when there are two or more, no MTP layer.
+// With `fp8`, the linear weights of the layers are float8_e4m3fn, each with its float32
+// <name>_scale_inv of 128 x 128 blocks, as in the official release; the rest is bfloat16 (the
+// router bias float32).
+std::vector<TensorInfo> DeepSeekV3Tensors(int layers, uint64_t experts, bool fp8);
+std::string DeepSeekV3ConfigJson(int layers, uint64_t experts, bool fp8);
+
 }  // namespace cw::bench
