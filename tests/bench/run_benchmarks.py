@@ -2,7 +2,7 @@
 """Times convert_weight against `cp -r`, `cp -r && sync` and the Python peers on the same files.
 
     tests/bench/run_benchmarks.py --work DIR [--layers 32] [--mixtral-layers 4] [--reps 3]
-                                  [--phases llama,ckpt,bin,mixtral,distributed] [--warm]
+                                  [--phases llama,ckpt,bin,mixtral,distributed,deepseek] [--warm]
                                   [--distributed-layers 4] [--label NAME] [--doc docs/benchmarks.md]
 
 Generates synthetic checkpoints with tests/bench/make_checkpoint (llama-2-7B shape as a sharded
@@ -23,6 +23,10 @@ torch.load + rename + torch.save on the .bin folder; with the newer-Debian chroo
 tests/tools/make_extended_chroot.sh (found at $CW_EXTENDED_CHROOT or ~/.cache/convert_weight/sid,
 on the same disk as --work), safetensors' per-shard load_file + rename + save_file on the
 safetensors folder, run inside the chroot.
+
+The deepseek phase (not run by default) writes a DeepSeek-V3 FP8 release at real sizes
+(--deepseek-layers, --deepseek-experts) and times its conversion to the bf16 MCore folder, against
+the per-shard torch dequantisation of DeepSeek's fp8_cast_bf16 when the chroot is present.
 
 The distributed phase cuts a llama-2-7B-shaped folder of --distributed-layers layers into a
 tensor-parallel set of 4 ranks (convert --strategy, with a strategy written by
@@ -172,19 +176,39 @@ class Bench:
     def all(self):
         phases = self.args.phases.split(",")
         self.work.mkdir(parents=True, exist_ok=True)
-        for phase in ("llama", "ckpt", "bin", "mixtral", "distributed"):
+        for phase in ("llama", "ckpt", "bin", "mixtral", "distributed", "deepseek"):
             if phase in phases:
                 getattr(self, phase + "_phase")()
 
+    def peer_work(self, name):
+        """A folder for a phase with a Python peer in the newer-Debian chroot, whose Python sees
+        only files inside it: under the chroot when it is on the disk of --work (then the chroot
+        path, else None, and a note says why there is no peer)."""
+        chroot = extended_chroot()
+        if chroot is not None and chroot.stat().st_dev == self.work.stat().st_dev:
+            work = chroot / "var/tmp" / name
+            remove(work)
+            work.mkdir(parents=True)
+            return work, chroot
+        self.notes.append(f"no Python peer for {name}: the newer-Debian chroot "
+                          "(tests/tools/make_extended_chroot.sh) is "
+                          + ("not on the disk of --work" if chroot else "not installed"))
+        work = self.work / name
+        work.mkdir(parents=True, exist_ok=True)
+        return work, None
+
+    def peer(self, name, chroot, work, script, source, output, floors):
+        """`script` (from tests/bench) run inside the chroot on `source`, writing `output`."""
+        for s in (script, "torch_baseline.py"):
+            shutil.copy(SOURCE / "tests/bench" / s, work)
+        inside = Path("/") / work.relative_to(chroot)
+        return Command(name, ["chroot", str(chroot), "/usr/bin/python3", str(inside / script),
+                              str(inside / source.name), str(inside / output.name)],
+                       source, output, floors=floors)
+
     def llama_phase(self):
         a = self.args
-        chroot = extended_chroot()
-        same_disk = chroot is not None and chroot.stat().st_dev == self.work.stat().st_dev
-        # The chroot's Python sees only files inside it: the phase then works there.
-        work = chroot / "var/tmp/cw-bench" if same_disk else self.work
-        if same_disk:
-            remove(work)
-        work.mkdir(parents=True, exist_ok=True)
+        work, chroot = self.peer_work("cw-bench-llama")
         hf = work / "hf"
         print(f"== llama2-7b shape, {a.layers} layers: safetensors folder", flush=True)
         self.make("llama2-7b", a.layers, "safetensors", hf)
@@ -195,20 +219,32 @@ class Bench:
             self.convert("HF safetensors -> .ckpt --dtype fp16 (cast)", "llama.yaml", hf,
                          work / "out-fp16.ckpt", floors, "--dtype", "fp16"),
         ]
-        if same_disk:
-            inside = Path("/") / work.relative_to(chroot)
-            for script in ("safetensors_baseline.py", "torch_baseline.py"):
-                shutil.copy(SOURCE / "tests/bench" / script, work)
-            commands.append(Command(
-                "Python: safetensors load_file + rename + save_file per shard (no fsync)",
-                ["chroot", str(chroot), "/usr/bin/python3", str(inside / "safetensors_baseline.py"),
-                 str(inside / "hf"), str(inside / "out-py")], hf, work / "out-py", floors=floors))
-        else:
-            self.notes.append("no safetensors peer: the newer-Debian chroot "
-                              "(tests/tools/make_extended_chroot.sh) is "
-                              + ("not on the disk of --work" if chroot else "not installed"))
+        if chroot:
+            commands.append(self.peer(
+                "Python: safetensors load_file + rename + save_file per shard (no fsync)", chroot,
+                work, "safetensors_baseline.py", hf, work / "out-py", floors))
         self.phase(commands)
-        remove(work if same_disk else hf)
+        remove(work)
+
+    def deepseek_phase(self):
+        a = self.args
+        work, chroot = self.peer_work("cw-bench-deepseek")
+        fp8 = work / "fp8"
+        print(f"== DeepSeek-V3 FP8, {a.deepseek_layers} layers, {a.deepseek_experts} experts",
+              flush=True)
+        self.run([self.args.make_checkpoint, "--shape", "deepseek-v3", "--layers",
+                  str(a.deepseek_layers), "--experts", str(a.deepseek_experts), "--dtype", "fp8",
+                  "--format", "safetensors", "--out", str(fp8)], stdout=subprocess.DEVNULL)
+        floors = Floors("DeepSeek-V3 FP8 folder", fp8, work)
+        commands = floors.commands() + [
+            self.convert("DeepSeek-V3 FP8 -> bf16 MCore folder (dequantise, fuse experts)",
+                         "deepseek3.yaml", fp8, work / "out-mcore", floors)]
+        if chroot:
+            commands.append(self.peer(
+                "Python: torch 2 per-shard FP8 -> bf16 as fp8_cast_bf16 (no renames, no fsync)",
+                chroot, work, "fp8_cast_baseline.py", fp8, work / "out-py", floors))
+        self.phase(commands)
+        remove(work)
 
     def ckpt_phase(self):
         a = self.args
@@ -371,7 +407,11 @@ def main():
     p.add_argument("--mixtral-experts", type=int, default=8)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--phases", default="llama,ckpt,bin,mixtral,distributed",
-                   help="comma-separated: llama, ckpt, bin, mixtral, distributed")
+                   help="comma-separated: llama, ckpt, bin, mixtral, distributed, deepseek "
+                        "(DeepSeek-V3 FP8 at real sizes: about 16 GB in, 28 GB out)")
+    p.add_argument("--deepseek-layers", type=int, default=2,
+                   help="DeepSeek-V3 layers: the first dense, the others with all experts")
+    p.add_argument("--deepseek-experts", type=int, default=256)
     p.add_argument("--distributed-layers", type=int, default=4,
                    help="layers of the tensor-parallel set (4: about 2.1 GB)")
     p.add_argument("--warm", action="store_true", help="do not drop the page cache")
@@ -391,7 +431,9 @@ def main():
         f"Measured {started} by `tests/bench/run_benchmarks.py --layers {args.layers} "
         f"--mixtral-layers {args.mixtral_layers} --mixtral-experts {args.mixtral_experts} "
         f"--phases {args.phases} --distributed-layers {args.distributed_layers} "
-        f"--reps {args.reps}`: {cores} cores ({cpu}), {mem:.1f} GiB memory, disk "
+        + (f"--deepseek-layers {args.deepseek_layers} --deepseek-experts {args.deepseek_experts} "
+           if "deepseek" in args.phases else "")
+        + f"--reps {args.reps}`: {cores} cores ({cpu}), {mem:.1f} GiB memory, disk "
         f"{disk(bench.work)}, Linux {platform.release()}; {cache}. Medians of {args.reps} runs, "
         f"commands alternating.", "", table, "",
         f"`--threads 1` against the default ({os.cpu_count()} threads), output bytes: {checks}.",
