@@ -87,6 +87,7 @@ struct DroppedInput {
   Location rule;
   std::string reason;          // "dropped by its rule", "tied to ...: checked equal"
   bool checked_equal = false;  // a verify step checks it equals a tensor that is written
+  bool restored = false;       // copy_of: the reverse writes it again, so a round trip keeps it
 };
 
 // A parameter the plan used, with its value and where the value came from.

@@ -24,6 +24,7 @@ struct ActiveRule {
   std::string over;                     // the stack/unstack placeholder, "" if none
   bool optional = false;
   bool tied = false;                      // a tied rule whose condition holds
+  bool copy_of = false;                   // a copy_of rule (forward: checked equal, not written)
   bool when_per_match = false;            // `when` reads placeholders: evaluated for each match
   std::vector<std::string> placeholders;  // of the source side, in order, `over` excluded
   // The shape each source pattern's tensors must have: declared on the source side, or carried
@@ -60,6 +61,9 @@ struct PlanContext {
   std::map<std::string, std::string> param_text;  // `${param}` values for patterns
   std::vector<ActiveRule> active;
   std::vector<Error> errors;
+  // Problems that matter only if some input is left unmatched: an optional rule whose pattern
+  // needs a parameter without a value matches nothing (docs/rules.md §4).
+  std::vector<Error> deferred;
   std::vector<std::string> notes;
   std::map<std::string, std::optional<int64_t>> counts;  // placeholder counts, once resolved
   // Matches of inputs two rules claim (already reported): coverage counts them as present, so
@@ -84,6 +88,10 @@ struct PlanContext {
   std::optional<int64_t> Count(const std::string& placeholder);
   // Resolves `${param}` texts of `patterns`; false (with an error) when one is missing.
   bool ResolvePatternParams(const std::vector<NamePattern>& patterns, const Location& where);
+  // The same without recording the problem: the error naming the parameter without a value and
+  // the pattern of the rule at `where` that needs it, or nullopt when all are resolved.
+  std::optional<Error> MissingPatternParam(const std::vector<NamePattern>& patterns,
+                                           const Location& where);
 };
 
 // Stage 1: the rules active in this direction, with compiled source patterns.
@@ -109,6 +117,10 @@ bool CheckTargetShape(PlanContext& ctx, const Rule& rule, size_t pattern, const 
 std::vector<Group> BuildGroups(PlanContext& ctx,
                                const std::vector<std::optional<InputMatch>>& matches,
                                std::vector<DroppedInput>& dropped);
+// Before stage 1: parameters with `count_of` for the source side that --set and config.json do
+// not give, counted from the input names (plan_count.cc).
+std::vector<SolvedParam> CountNames(const RuleSet& rules, const std::vector<TensorInfo>& inventory,
+                                    const PlanOptions& options);
 // Stage 4: steps for the groups (with tied copies and checks), in input order; fills `plan`.
 void BuildSteps(PlanContext& ctx, const std::vector<Group>& groups, Plan& plan);
 

@@ -38,6 +38,7 @@ bool SelectOne(PlanContext& ctx, size_t index, ActiveRule& a) {
   }
   if (rule.optional)
     a.optional = Condition(ctx, *rule.optional, rule, "optional").value_or(false);
+  a.copy_of = rule.copy_of.has_value();
   if (rule.tied) {
     a.tied =
         !rule.tied->when || Condition(ctx, *rule.tied->when, rule, "tied.when").value_or(false);
@@ -53,9 +54,17 @@ bool SelectOne(PlanContext& ctx, size_t index, ActiveRule& a) {
     if (p != a.over)
       a.placeholders.push_back(p);
   }
-  if (!ctx.ResolvePatternParams(sources, rule.where) ||
-      !ctx.ResolvePatternParams(rule.side(ctx.target), rule.where))
+  // Only the source side is needed to match. The target side's ${param}s are resolved when a
+  // step writes a name, so a rule that matches nothing needs none of them; an optional rule
+  // whose own pattern cannot be read matches nothing, which matters only if an input is left
+  // unmatched.
+  if (auto missing = ctx.MissingPatternParam(sources, rule.where)) {
+    if (a.optional)
+      ctx.deferred.push_back(std::move(*missing));
+    else
+      ctx.Add(std::move(*missing));
     return false;
+  }
   const OpCondition when = [&ctx](const Expr& e) -> std::optional<bool> {
     auto v = e.EvaluateBool(ctx.params.Lookup(), "when");
     return v.ok() ? std::optional(*v) : std::nullopt;
@@ -184,20 +193,28 @@ std::optional<int64_t> PlanContext::Count(const std::string& placeholder) {
 
 bool PlanContext::ResolvePatternParams(const std::vector<NamePattern>& patterns,
                                        const Location& where) {
+  if (auto missing = MissingPatternParam(patterns, where)) {
+    Add(std::move(*missing));
+    return false;
+  }
+  return true;
+}
+
+std::optional<Error> PlanContext::MissingPatternParam(const std::vector<NamePattern>& patterns,
+                                                      const Location& where) {
   for (const NamePattern& p : patterns) {
     for (const std::string& name : p.params()) {
       if (param_text.count(name))
         continue;
       auto v = params.Get(name);
       if (!v.ok()) {
-        Add(std::move(v).error().With("reading pattern \"" + p.text() + "\" at " + where.file +
-                                      ":" + std::to_string(where.line)));
-        return false;
+        return std::move(v).error().With("reading pattern \"" + p.text() + "\" at " + where.file +
+                                         ":" + std::to_string(where.line));
       }
       param_text[name] = v->ToText();
     }
   }
-  return true;
+  return std::nullopt;
 }
 
 void SelectRules(PlanContext& ctx) {
@@ -269,6 +286,10 @@ std::vector<std::optional<InputMatch>> MatchInputs(PlanContext& ctx) {
     } else {
       out[i] = std::move(hits[0]);
     }
+  }
+  if (!unmatched.empty()) {
+    for (const Error& e : ctx.deferred)
+      ctx.Add(e);
   }
   ReportUnmatched(ctx, unmatched);
   return out;

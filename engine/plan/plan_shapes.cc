@@ -26,7 +26,8 @@ bool ReadsAny(const Expr& e, const std::set<std::string>& names) {
   return false;
 }
 
-// Parameters some declared shape mentions that nothing gives a value: the ones to solve. A default
+// Parameters some declared shape mentions that nothing gives a value (nor a count of names): the
+// ones to solve. A default
 // computed from other parameters derives the value from them, so it is checked, not replaced;
 // a constant default is a guess the shapes may overrule.
 std::set<std::string> Unknowns(const RuleSet& rules, const PlanOptions& options) {
@@ -38,7 +39,10 @@ std::set<std::string> Unknowns(const RuleSet& rules, const PlanOptions& options)
         for (const Expr& size : shape) {
           for (const std::string& n : size.Names()) {
             const ParamDecl* p = rules.FindParam(n);
-            if (p && !given.Given(*p) && !given.Detected(*p) &&
+            const bool counted =
+                std::any_of(options.params.solved.begin(), options.params.solved.end(),
+                            [&](const SolvedParam& s) { return s.name == n; });
+            if (p && !given.Given(*p) && !given.Detected(*p) && !counted &&
                 (!p->default_value || p->default_value->AsConstant()))
               out.insert(n);
           }

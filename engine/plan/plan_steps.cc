@@ -156,6 +156,8 @@ std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
                                     "bfloat16, not FP8)"
                                   : lowered->lossy_reason;
   const auto& targets = rule.side(ctx.target);
+  if (!ctx.ResolvePatternParams(targets, rule.where))
+    return std::nullopt;
   for (size_t i = 0; i < lowered->outputs.size(); ++i) {
     ChainSlot& slot = lowered->outputs[i];
     Bindings b = g.key;
@@ -179,10 +181,10 @@ std::optional<PlanStep> MakeStep(PlanContext& ctx, const Group& g) {
 std::string ConvertedName(PlanContext& ctx, const std::string& to) {
   const auto types = ctx.rules.PlaceholderTypes();
   for (const Rule& r : ctx.rules.rules) {
-    if (r.tied || r.drop || r.hf.size() != 1 || r.ms.size() != 1 || !r.ops.empty())
+    if (r.tied || r.copy_of || r.drop || r.hf.size() != 1 || r.ms.size() != 1 || !r.ops.empty())
       continue;
-    if (!ctx.ResolvePatternParams(r.hf, r.where) || !ctx.ResolvePatternParams(r.ms, r.where))
-      continue;
+    if (ctx.MissingPatternParam(r.hf, r.where) || ctx.MissingPatternParam(r.ms, r.where))
+      continue;  // not this rule: a rule converting `to` in this plan has its values
     auto m = PatternMatcher::Compile(r.hf[0], types, ctx.param_text);
     Bindings b;
     if (m.ok() && m->Match(to, &b))
@@ -191,12 +193,19 @@ std::string ConvertedName(PlanContext& ctx, const std::string& to) {
   return "";
 }
 
-// The hf name a tied rule's `to` names, with its `${param}` segments filled in; "" (with the
-// problem recorded) when a parameter has no value.
+// The hf name a tied or copy_of rule's `to` names, with its `${param}` segments filled in; ""
+// (with the problem recorded) when a parameter has no value.
 std::string TiedTo(PlanContext& ctx, const Rule& rule) {
-  if (!ctx.ResolvePatternParams({rule.tied->to}, rule.tied->where))
+  const NamePattern& to = rule.tied ? rule.tied->to : rule.copy_of->to;
+  const Location& where = rule.tied ? rule.tied->where : rule.copy_of->where;
+  if (!ctx.ResolvePatternParams({to}, where))
     return "";
-  return rule.tied->to.Instantiate({}, ctx.param_text);
+  return to.Instantiate({}, ctx.param_text);
+}
+
+// Where a tied or copy_of rule states its `to`, for messages.
+const Location& TiedWhere(const Rule& rule) {
+  return rule.tied ? rule.tied->where : rule.copy_of->where;
 }
 
 class StepBuilder {
@@ -207,7 +216,8 @@ class StepBuilder {
     const ActiveRule& a = ctx_.active[g.active];
     const Rule& rule = *a.rule;
     const bool check_only =
-        a.tied && (rule.side(ctx_.target).empty() || ctx_.options.direction == Direction::kReverse);
+        a.copy_of || (a.tied && (rule.side(ctx_.target).empty() ||
+                                 ctx_.options.direction == Direction::kReverse));
     if (!check_only) {
       if (auto step = MakeStep(ctx_, g))
         plan_.steps.push_back(std::move(*step));
@@ -222,10 +232,11 @@ class StepBuilder {
     const auto found = Find(reference);
     if (!found) {
       ctx_.Fail(ErrorCode::kPlanInvalid,
-                "rule " + rule.Label() + ": " + ctx_.inventory[input].name + " is tied to \"" +
+                "rule " + rule.Label() + ": " + ctx_.inventory[input].name +
+                    (rule.copy_of ? " is a copy of \"" : " is tied to \"") +
                     (reference.empty() ? to : reference) +
                     "\", which is not in the input, so it cannot be checked",
-                rule.tied->where);
+                TiedWhere(rule));
       return;
     }
     Verify(rule, input, *found);
@@ -258,6 +269,8 @@ class StepBuilder {
                   a.rule->tied->where);
         continue;
       }
+      if (!ctx_.ResolvePatternParams(a.rule->ms, a.rule->where))
+        continue;
       PlanStep copy = *source;
       copy.rule = a.rule->where;
       copy.outputs[0].name = a.rule->ms[0].Instantiate({}, ctx_.param_text);
@@ -266,7 +279,65 @@ class StepBuilder {
     }
   }
 
+  // Reverse: each copy_of rule that applies writes its hf tensor again, as a copy of the step
+  // writing `to` (the forward checked the two equal, so the copy gives the input back).
+  void AddRestoredCopies() {
+    if (ctx_.options.direction != Direction::kReverse)
+      return;
+    for (const Rule& rule : ctx_.rules.rules) {
+      if (!rule.copy_of || !Applies(rule))
+        continue;
+      const std::string to = TiedTo(ctx_, rule);
+      if (to.empty() || !ctx_.ResolvePatternParams(rule.hf, rule.where))
+        continue;
+      const PlanStep* source = nullptr;
+      for (const PlanStep& s : plan_.steps) {
+        if (s.kind == PlanStep::Kind::kConvert && s.outputs.size() == 1 && s.outputs[0].name == to)
+          source = &s;
+      }
+      if (!source) {
+        ctx_.Fail(ErrorCode::kPlanInvalid,
+                  "rule " + rule.Label() + ": " + rule.hf[0].Instantiate({}, ctx_.param_text) +
+                      " is a copy of \"" + to + "\", which no step of this plan writes alone",
+                  rule.copy_of->where);
+        continue;
+      }
+      PlanStep copy = *source;
+      copy.rule = rule.where;
+      copy.outputs[0].name = rule.hf[0].Instantiate({}, ctx_.param_text);
+      copy.note = "copy of " + to + " (copy_of)";
+      if (CheckTargetShape(ctx_, rule, 0, {}, copy.outputs[0]))
+        plan_.steps.push_back(std::move(copy));
+    }
+  }
+
  private:
+  // Whether a copy_of rule's tensor was in the hf input, as far as the parameters tell: its
+  // `when` holds and it is not optional. An optional one is not written (a note says so): the
+  // ms side does not show whether the copy existed.
+  bool Applies(const Rule& rule) {
+    const NameLookup lookup = ctx_.params.Lookup();
+    for (const auto* e : {&rule.when, &rule.optional}) {
+      if (!*e)
+        continue;
+      auto v = (*e)->EvaluateBool(lookup, e == &rule.when ? "when" : "optional");
+      if (!v.ok()) {
+        ctx_.Add(std::move(v).error().With("deciding whether copy_of rule " + rule.Label() +
+                                           " writes its copy"));
+        return false;
+      }
+      if (e == &rule.when && !*v)
+        return false;
+      if (e == &rule.optional && *v) {
+        ctx_.notes.push_back("copy_of rule " + rule.Label() +
+                             " is optional: whether the hf input had its copy is unknown, so it "
+                             "is not written (give the parameters its optional reads)");
+        return false;
+      }
+    }
+    return true;
+  }
+
   // The index of the input named `name`. The index of names is built on first use: only tied
   // rules need it, and most inventories have none.
   std::optional<uint64_t> Find(const std::string& name) {
@@ -284,10 +355,11 @@ class StepBuilder {
     if (t.dtype != r.dtype || t.shape != r.shape) {
       ctx_.Fail(ErrorCode::kPlanInvalid,
                 "rule " + rule.Label() + ": " + t.name + " " + ShapeToString(t.shape) + " " +
-                    std::string(Name(t.dtype)) + " is tied to " + r.name + " " +
+                    std::string(Name(t.dtype)) +
+                    (rule.copy_of ? " is declared a copy of " : " is tied to ") + r.name + " " +
                     ShapeToString(r.shape) + " " + std::string(Name(r.dtype)) +
                     " but cannot equal it",
-                rule.tied->where);
+                TiedWhere(rule));
       return;
     }
     PlanStep step;
@@ -295,6 +367,14 @@ class StepBuilder {
     step.inputs = {input, reference};
     step.value_dtype = t.dtype;
     step.rule = rule.where;
+    if (rule.copy_of) {
+      step.note = "omitted: a copy of " + r.name + ", must be equal to it";
+      plan_.steps.push_back(std::move(step));
+      plan_.dropped.push_back(
+          {input, rule.where,
+           "a copy of " + r.name + "; checked equal, written again by the reverse", true, true});
+      return;
+    }
     step.note = "omitted: tied to " + r.name + ", must be equal to it";
     plan_.steps.push_back(std::move(step));
     plan_.dropped.push_back({input, rule.where, "tied to " + r.name + "; checked equal", true});
@@ -335,6 +415,7 @@ void BuildSteps(PlanContext& ctx, const std::vector<Group>& groups, Plan& plan) 
   for (const Group& g : groups)
     builder.Add(g);
   builder.AddTiedCopies(groups);
+  builder.AddRestoredCopies();
   // Sort indices, then move each step once: steps are large to move around.
   std::vector<size_t> order(plan.steps.size());
   for (size_t i = 0; i < order.size(); ++i)

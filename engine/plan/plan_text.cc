@@ -195,7 +195,8 @@ std::string PlanToJson(const Plan& plan) {
     dropped += (dropped.empty() ? "" : ", ") + std::string("{\"name\": ") +
                Escape(plan.inventory[d.input].name) + ", \"rule\": " + Escape(Where(d.rule)) +
                ", \"reason\": " + Escape(d.reason) +
-               ", \"checked_equal\": " + (d.checked_equal ? "true" : "false") + "}";
+               ", \"checked_equal\": " + (d.checked_equal ? "true" : "false") +
+               ", \"restored\": " + (d.restored ? "true" : "false") + "}";
   }
   for (const std::string& n : plan.notes)
     notes += (notes.empty() ? "" : ", ") + Escape(n);

@@ -117,7 +117,9 @@ Attempt CompileOnce(const RuleSet& rules, const std::vector<TensorInfo>& invento
                     const PlanOptions& given) {
   Attempt out;
   PlanOptions options = given;
-  for (SolvedParam& s : SolveShapes(rules, inventory, given))
+  for (SolvedParam& s : CountNames(rules, inventory, given))
+    options.params.solved.push_back(std::move(s));
+  for (SolvedParam& s : SolveShapes(rules, inventory, options))
     options.params.solved.push_back(std::move(s));
   PlanContext ctx(rules, inventory, options);
   Plan plan;
@@ -288,7 +290,10 @@ Result<Plan> MakePlan(const RuleSet& rules, const std::vector<TensorInfo>& inven
   Error first = std::move(outcome.errors.front());
   if (outcome.errors.size() == 1)
     return first;
+  // The first problem's context ("while reading pattern ...") stays with it, before the others.
   std::string message = first.message();
+  for (const std::string& c : first.context())
+    message += "\n  while " + c;
   for (size_t i = 1; i < outcome.errors.size(); ++i)
     message += "\n" + outcome.errors[i].ToString();
   return Error(first.code(), message + "\n(" + std::to_string(outcome.errors.size()) + " problems)",

@@ -64,10 +64,13 @@ std::vector<Error> CheckRoundTrip(const RuleSet& rules, const std::vector<Tensor
 
   // Inputs dropped forward, by drop rules or by tied rules without an ms side (checked equal
   // to the tensor they duplicate), do not come back; nor do the block scales of dequantised FP8
-  // weights, which come back as bfloat16.
+  // weights, which come back as bfloat16. copy_of copies are left out forward but written again
+  // by the reverse: they must come back.
   std::set<uint64_t> dropped;
-  for (const DroppedInput& d : forward.plan->dropped)
-    dropped.insert(d.input);
+  for (const DroppedInput& d : forward.plan->dropped) {
+    if (!d.restored)
+      dropped.insert(d.input);
+  }
   std::vector<TensorInfo> dequantized;
   for (const PlanStep& s : forward.plan->steps) {
     const bool dequantize = std::any_of(s.ops.begin(), s.ops.end(), [](const PrimitiveOp& op) {

@@ -78,12 +78,36 @@ std::optional<Expr> ReadDefault(const TextNode& node, const ParamDecl& p, Diagno
   return Expr::Constant(Value::String(*text), TextStart(node));
 }
 
+// count_of: {hf: pattern, ms: pattern}, either side or both: one pattern each, whose one int
+// placeholder is checked with the rules (rule_check.cc).
+void ReadCountOf(const TextNode& node, ParamDecl& p, Diagnostics& diag) {
+  Fields f(node, "count_of", {"hf", "ms"}, diag);
+  if (!f.ok())
+    return;
+  if (p.type != ValueType::kInt)
+    diag.Report("count_of gives int parameters only", node.where);
+  if (!f.Get("hf") && !f.Get("ms"))
+    diag.Report("count_of needs an hf or an ms pattern (or both)", node.where);
+  for (Side side : {Side::kHf, Side::kMs}) {
+    const TextNode* n = f.Get(SideName(side));
+    if (!n)
+      continue;
+    auto patterns = ReadPatterns(*n, "count_of", diag);
+    if (patterns && patterns->size() != 1)
+      diag.Report("count_of takes one pattern per side", n->where);
+    else if (patterns)
+      (side == Side::kHf ? p.count_of_hf : p.count_of_ms) = std::move(patterns->front());
+  }
+}
+
 void BuildParam(const TextNode& key, const TextNode& node, RuleSet& out, Diagnostics& diag) {
   ParamDecl p;
   p.name = key.scalar;
   p.where = key.where;
-  Fields f(node, "parameter \"" + p.name + "\"",
-           {"type", "items", "config", "default", "flag", "values", "detect", "description"}, diag);
+  Fields f(
+      node, "parameter \"" + p.name + "\"",
+      {"type", "items", "config", "default", "flag", "values", "detect", "count_of", "description"},
+      diag);
   if (!f.ok())
     return;
   if (const TextNode* t = f.Get("type")) {
@@ -126,6 +150,8 @@ void BuildParam(const TextNode& key, const TextNode& node, RuleSet& out, Diagnos
     if (p.detect && p.allowed.empty())
       diag.Report("detect needs values: the candidates tried in order", d->where);
   }
+  if (const TextNode* c = f.Get("count_of"))
+    ReadCountOf(*c, p, diag);
   if (const TextNode* d = f.Get("description")) {
     if (auto text = ReadText(*d, "description", diag))
       p.description = *text;
@@ -304,7 +330,8 @@ void BuildRule(const TextNode& node, RuleSet& out, Diagnostics& diag) {
   Rule rule;
   rule.where = node.where;
   Fields f(node, "rule",
-           {"hf", "ms", "ops", "when", "optional", "drop", "tied", "dtype", "shape", "description"},
+           {"hf", "ms", "ops", "when", "optional", "drop", "tied", "copy_of", "dtype", "shape",
+            "description"},
            diag);
   if (!f.ok())
     return;
@@ -332,6 +359,13 @@ void BuildRule(const TextNode& node, RuleSet& out, Diagnostics& diag) {
     rule.drop = ReadBool(*d, "drop", diag).value_or(false);
   if (const TextNode* t = f.Get("tied"))
     rule.tied = ReadTied(*t, diag);
+  if (const TextNode* c = f.Get("copy_of")) {
+    auto to = ReadPatterns(*c, "copy_of", diag);
+    if (to && to->size() != 1)
+      diag.Report("copy_of names one tensor", c->where);
+    else if (to)
+      rule.copy_of = CopyOfSpec{std::move(to->front()), c->where};
+  }
   if (const TextNode* d = f.Get("dtype"))
     ReadRuleDType(*d, rule, diag);
   if (const TextNode* s = f.Get("shape"))

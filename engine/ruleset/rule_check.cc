@@ -32,6 +32,30 @@ std::set<std::string> ParamNames(const RuleSet& rs) {
   return out;
 }
 
+// A count_of pattern is matched against input names alone, before any parameter has a value:
+// exactly one placeholder, an integer one, and no ${param}.
+void CheckCountOf(const RuleSet& rs, const NamePattern& pattern, Diagnostics& diag) {
+  size_t placeholders = 0;
+  for (const PatternSegment& s : pattern.segments()) {
+    const Location at = pattern.SegmentLocation(s);
+    if (s.kind == PatternSegment::Kind::kParam) {
+      diag.Report(
+          "a count_of pattern is matched before parameters have values: no ${" + s.text + "}", at);
+    } else if (s.kind == PatternSegment::Kind::kPlaceholder) {
+      ++placeholders;
+      const PlaceholderDecl* decl = rs.FindPlaceholder(s.text);
+      if (!decl)
+        diag.Report("placeholder {" + s.text + "} is not declared under placeholders", at);
+      else if (!decl->type.integer)
+        diag.Report("count_of counts the values of an int placeholder; {" + s.text + "} is not",
+                    at);
+    }
+  }
+  if (placeholders != 1)
+    diag.Report("a count_of pattern has exactly one placeholder, whose values it counts",
+                pattern.where());
+}
+
 void CheckParams(const RuleSet& rs, Diagnostics& diag) {
   const std::set<std::string> params = ParamNames(rs);
   std::map<std::string, const ParamDecl*> flags;
@@ -44,6 +68,10 @@ void CheckParams(const RuleSet& rs, Diagnostics& diag) {
             "the default of " + p.name + " is " + c->ToString() + ", not " + ValueTypeName(p.type),
             p.default_value->where());
       }
+    }
+    for (const auto* c : {&p.count_of_hf, &p.count_of_ms}) {
+      if (*c)
+        CheckCountOf(rs, **c, diag);
     }
     if (!p.flag.empty() && !flags.emplace(p.flag, &p).second)
       diag.Report("flag \"" + p.flag + "\" is given to two parameters", p.where);
@@ -98,12 +126,17 @@ bool CheckPatterns(const RuleSet& rs, const Rule& rule, Diagnostics& diag) {
   }
   if (rule.tied)
     patterns.push_back(&rule.tied->to);
+  if (rule.copy_of)
+    patterns.push_back(&rule.copy_of->to);
   for (const NamePattern* pattern : patterns) {
     const bool tied_to = rule.tied && pattern == &rule.tied->to;
+    const bool copy_of = rule.copy_of && pattern == &rule.copy_of->to;
     for (const PatternSegment& s : pattern->segments()) {
       const Location at = pattern->SegmentLocation(s);
-      if (s.kind == PatternSegment::Kind::kPlaceholder && tied_to) {
-        diag.Report("tied.to names one tensor: no placeholders", at);
+      if (s.kind == PatternSegment::Kind::kPlaceholder && (tied_to || copy_of)) {
+        diag.Report(
+            std::string(tied_to ? "tied.to" : "copy_of") + " names one tensor: no placeholders",
+            at);
       } else if (s.kind == PatternSegment::Kind::kPlaceholder && !rs.FindPlaceholder(s.text)) {
         diag.Report("placeholder {" + s.text + "} is not declared under placeholders" +
                         DidYouMean(s.text, declared),
@@ -341,8 +374,16 @@ void CheckShape(const RuleSet& rs, Rule& rule, Diagnostics& diag) {
     if (!one_sided)
       diag.Report("a drop rule names one side only (hf: to drop forward, ms: to drop in reverse)",
                   rule.where);
-    if (!rule.ops.empty() || rule.tied)
-      diag.Report("a drop rule takes no ops and no tied", rule.where);
+    if (!rule.ops.empty() || rule.tied || rule.copy_of)
+      diag.Report("a drop rule takes no ops, no tied and no copy_of", rule.where);
+    return;
+  }
+  if (rule.copy_of) {
+    // The copy is written back from the one tensor `to` becomes: nothing of its own to convert.
+    if (rule.hf.size() != 1 || !rule.ms.empty() || !rule.ops.empty() || rule.tied)
+      diag.Report("a copy_of rule names one hf tensor, no ms side, no ops and no tied", rule.where);
+    else if (!rule.hf[0].placeholders().empty())
+      diag.Report("a copy_of rule names one tensor: no placeholders", rule.hf[0].where());
     return;
   }
   if (rule.tied) {

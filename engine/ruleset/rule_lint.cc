@@ -207,16 +207,19 @@ class OverlapCheck {
   std::map<std::string, Value> samples_;
 };
 
+// tied.to and copy_of name a tensor one one-to-one rule without ops converts: the copy (or the
+// check) reuses that rule's single output.
 void CheckTied(const RuleSet& rs, std::vector<Error>& out) {
   const auto params = SampleParamText(rs);
   const auto types = rs.PlaceholderTypes();
   for (const Rule& r : rs.rules) {
-    if (!r.tied)
+    if (!r.tied && !r.copy_of)
       continue;
-    const std::string to = r.tied->to.Instantiate({}, params);
+    const NamePattern& pattern = r.tied ? r.tied->to : r.copy_of->to;
+    const std::string to = pattern.Instantiate({}, params);
     bool found = false;
     for (const Rule& t : rs.rules) {
-      if (t.tied || t.drop || t.hf.size() != 1 || t.ms.size() != 1 || !t.ops.empty())
+      if (t.tied || t.copy_of || t.drop || t.hf.size() != 1 || t.ms.size() != 1 || !t.ops.empty())
         continue;
       auto m = PatternMatcher::Compile(t.hf[0], types, params);
       Bindings b;
@@ -224,8 +227,9 @@ void CheckTied(const RuleSet& rs, std::vector<Error>& out) {
     }
     if (!found) {
       out.emplace_back(ErrorCode::kRuleInvalid,
-                       "tied.to \"" + to + "\" is not converted by any one-to-one rule without ops",
-                       r.tied->where);
+                       std::string(r.tied ? "tied.to" : "copy_of") + " \"" + to +
+                           "\" is not converted by any one-to-one rule without ops",
+                       r.tied ? r.tied->where : r.copy_of->where);
     }
   }
 }

@@ -8,7 +8,8 @@
 // across rules:
 //  - overlapping patterns: a name two rules could both read (hf side: forward; ms side:
 //    reverse) or write, unless their `when` conditions exclude each other;
-//  - a tied rule whose `to` is not converted by a one-to-one rule without ops;
+//  - a tied rule whose `to`, or a copy_of rule whose tensor, is not converted by a one-to-one
+//    rule without ops;
 //  - a rotary permutation applied to several tensors with one head count (q and k differ under
 //    grouped-query attention: give one count per tensor).
 #pragma once

@@ -44,9 +44,17 @@ struct ParamDecl {
   // Forward, when neither --set nor config.json gives a value: the planner tries `allowed` in
   // order and keeps the first value under which the input names plan (docs/rules.md §3).
   bool detect = false;
+  // `count_of: {hf: P, ms: P}`: when neither --set nor config.json gives a value, the number of
+  // distinct values the one int placeholder of the source side's pattern takes in the input
+  // names that pattern matches (docs/rules.md §3). Absent for a side: not counted there.
+  std::optional<NamePattern> count_of_hf;
+  std::optional<NamePattern> count_of_ms;
   std::string description;
   Location where;
 
+  const std::optional<NamePattern>& count_of(Side source) const {
+    return source == Side::kHf ? count_of_hf : count_of_ms;
+  }
   // "int", "list of int", ...
   std::string TypeName() const;
 };
@@ -147,6 +155,15 @@ struct TiedSpec {
   Location where;
 };
 
+// `copy_of:` — the rule's one hf tensor is a byte-for-byte copy of another hf tensor (`to`,
+// converted by a one-to-one rule; `${param}` segments allowed, no placeholders), of which the
+// ms side keeps one. Forward, the tensor is checked equal to `to` and not written; reverse, it
+// is written again as a copy of the tensor `to` is written from (docs/rules.md §5).
+struct CopyOfSpec {
+  NamePattern to;
+  Location where;
+};
+
 struct Rule {
   Location where;                   // the rule's "- " in the file
   std::vector<NamePattern> hf;      // inputs forward, in list order
@@ -160,6 +177,7 @@ struct Rule {
   std::optional<Expr> optional;  // parameters only; true = may match nothing
   bool drop = false;             // one-sided rule: matched tensors are dropped
   std::optional<TiedSpec> tied;
+  std::optional<CopyOfSpec> copy_of;
   std::optional<DTypeOverride> dtype_hf;  // dtype of tensors written on the hf side (reverse)
   std::optional<DTypeOverride> dtype_ms;  // dtype of tensors written on the ms side (forward)
   // `shape:`: the declared shape of each pattern of a side (a tensor gathered by a stack: each

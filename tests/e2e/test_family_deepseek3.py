@@ -8,12 +8,13 @@ tests/e2e/expected/deepseek3*.txt (written from MindFormers' MCore DeepSeek-V3 t
 MTP names of toolkit/weight_convert/deepseekv3); MLA tensors keep their bytes; the dense and
 shared-expert linear_fc1 (over moe_intermediate_size * n_shared_experts rows) and the experts'
 weight1 / weight2 equal independent torch computations; the MTP layer maps to mtp.layers.0 and
-its embed_tokens / shared_head.head are checked equal to the main ones (a difference fails) and
-dropped, listed; output_layer.weight is always written, mtp.output_layer.weight never; the router
-bias stays float32 whatever --dtype says, both ways; reverse gives the input back byte for byte
-except the two dropped MTP copies (the rule language cannot write them back), also from the .ckpt
-alone (the MTP layer's HF index needs the layer count, asked for by name); num_nextn_predict_layers
-0 and 1 work and 2 is refused; an FP8 checkpoint (float8_e4m3fn weights with *_scale_inv block
+its embed_tokens / shared_head.head are declared copies (copy_of) of the main ones: checked equal
+(a difference fails) and left out forward, listed, and written again by the reverse;
+output_layer.weight is always written, mtp.output_layer.weight never; the router bias stays
+float32 whatever --dtype says, both ways; reverse gives the input back byte for byte, both MTP
+copies included, also from the .ckpt alone with no config.json and no --set (the layer count and
+the MTP layer are counted from the MindSpore names), with and without an MTP layer;
+num_nextn_predict_layers 0 and 1 work and 2 is refused, also when counted from the names; an FP8 checkpoint (float8_e4m3fn weights with *_scale_inv block
 scales, quantised here) is dequantised to bf16 exactly as torch computes it (edge blocks, NaN,
 -0, subnormal codes, a zero scale), the reverse writes bf16 and a config.json without
 quantization_config, and a missing or misshapen scale is refused naming the weight; the seed command line writes the same bytes as --rules under both keys; lint --against
@@ -164,10 +165,6 @@ def ds3_expected(t, c, dtype=None):
     return {k: record(v) for k, v in out.items()}
 
 
-def mtp_copies(c):
-    return sorted(f"model.layers.{c['num_hidden_layers']}.{n}" for n in MTP_COPIES)
-
-
 # Sizes above the 128 x 128 block and not multiples of it, so that edge blocks are partial.
 FP8_SIZES = dict(hidden_size=200, intermediate_size=300, moe_intermediate_size=140,
                  num_attention_heads=2, num_key_value_heads=2, q_lora_rank=136, kv_lora_rank=130,
@@ -237,17 +234,11 @@ class DeepSeek3Test(FamilyTestCase):
                         shards=shards)
         return folder, config, tensors
 
-    def without_copies(self, folder, config):
-        src = read_hf_folder(folder)
-        for name in mtp_copies(config):
-            src.pop(name, None)
-        return src
-
     def test_the_rule_file_lints_clean_and_serves_both_keys(self):
         self.assertEqual(run("lint", RULES).stdout.strip(), RULES + ": ok")
         models_listing_serves(self, ["deepseekv3", "deepseek3"], "deepseek3.yaml")
 
-    def test_forward_equals_torch_and_reverse_gives_back_all_but_the_mtp_copies(self):
+    def test_forward_equals_torch_and_reverse_gives_back_everything_with_the_mtp_copies(self):
         for shared in (1, 2):
             with self.subTest(n_shared_experts=shared):
                 folder, config, tensors = self.make(n_shared_experts=shared)
@@ -260,13 +251,15 @@ class DeepSeek3Test(FamilyTestCase):
                                  [2 * 12 * shared, 32])
                 self.assertNotIn("mtp.output_layer.weight", got)
                 for name, main in MTP_COPIES.items():
-                    self.assertIn(f"dropped model.layers.3.{name}: tied to {main}; checked equal",
-                                  p.stderr)
+                    self.assertIn(f"dropped model.layers.3.{name}: a copy of {main}; checked "
+                                  "equal, written again by the reverse", p.stderr)
                 back = folder + "_back/"
                 cw_convert(RULES, ckpt, back, "--config", os.path.join(folder, "config.json"),
                            reverse=True)
-                self.assertEqual(read_hf_folder(back.rstrip("/")),
-                                 self.without_copies(folder, config))
+                got_back = read_hf_folder(back.rstrip("/"))
+                self.assertEqual(got_back, read_hf_folder(folder))
+                for name, main in MTP_COPIES.items():
+                    self.assertEqual(got_back[f"model.layers.3.{name}"], record(tensors[main]))
 
     def test_an_mtp_embedding_that_differs_from_the_main_one_fails_naming_it(self):
         config = ds3_config()
@@ -291,15 +284,13 @@ class DeepSeek3Test(FamilyTestCase):
         back = folder + "_back/"
         cw_convert(RULES, ckpt, back, "--config", os.path.join(folder, "config.json"), reverse=True)
         self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
-        # From the .ckpt alone: the names say there is no MTP layer, but the MTP rules' HF
-        # patterns (model.layers.${mtp_layer}....) still need the layer count to be read.
+        # From the .ckpt alone, no --set: the names say there is no MTP layer (nextn counted 0),
+        # and the MTP rules' HF patterns (model.layers.${mtp_layer}....) are not needed.
         lone = alone(self, ckpt)
-        self.assert_fails(["convert", "--rules", RULES, "--input", lone, "--output",
-                           self.path("x/"), "--reverse"], 1,
-                          "parameter layers has no value: give --set layers=...")
         back = self.path("nomtp_alone/")
-        cw_convert(RULES, lone, back, "--set", "layers=3", reverse=True)
+        p = run("convert", "--rules", RULES, "--input", lone, "--output", back, "--reverse")
         self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
+        self.assertIn("parameter nextn = 0 (counted: 0 values of {mtp}", p.stderr)
 
     def test_other_mtp_layer_counts_are_refused(self):
         folder, config, _ = self.make()
@@ -312,6 +303,31 @@ class DeepSeek3Test(FamilyTestCase):
                           "parameter nextn is 2 (from config num_nextn_predict_layers), but it "
                           "takes 0, 1")
         self.assertFalse(os.path.exists(self.path("m.ckpt")))
+
+    def test_a_ckpt_with_two_mtp_layers_is_refused_naming_the_count(self):
+        folder, _, _ = self.make()
+        ckpt = folder + ".ckpt"
+        cw_convert(RULES, folder, ckpt)
+        two = self.two_mtp_ckpt(ckpt, self.path("two_mtp.ckpt"))
+        self.assert_fails(["plan", "--rules", RULES, "--input", two, "--reverse"], 1,
+                          "parameter nextn is 2 (from counted: 2 values of {mtp} in the input "
+                          "names like mtp.layers.{mtp}.enorm.weight), but it takes 0, 1")
+
+    def two_mtp_ckpt(self, ckpt, out):
+        """`ckpt` with its mtp.layers.0.* tensors also saved as mtp.layers.1.*."""
+        from family_lib import checkpoint_pb2
+        pb = checkpoint_pb2()
+        with open(ckpt, "rb") as f:
+            c = pb.Checkpoint()
+            c.ParseFromString(f.read())
+        for v in list(c.value):
+            if v.tag.startswith("mtp.layers.0."):
+                extra = c.value.add()
+                extra.CopyFrom(v)
+                extra.tag = "mtp.layers.1." + v.tag[len("mtp.layers.0."):]
+        with open(out, "wb") as f:
+            f.write(c.SerializeToString())
+        return out
 
     def test_mtp_tensors_under_a_config_without_mtp_fail_naming_them(self):
         folder, config, _ = self.make()
@@ -404,20 +420,17 @@ class DeepSeek3Test(FamilyTestCase):
                     self.assertEqual(got_dtype, "F32" if name.endswith("correction_bias") else code,
                                      name)
 
-    def test_reverse_from_the_ckpt_alone_asks_only_for_the_layer_count(self):
+    def test_reverse_from_the_ckpt_alone_needs_no_set_and_writes_the_mtp_copies(self):
         folder, config, _ = self.make()
         ckpt = folder + ".ckpt"
         cw_convert(RULES, folder, ckpt)
         lone = alone(self, ckpt)
-        self.assert_fails(["convert", "--rules", RULES, "--input", lone, "--output",
-                           self.path("x/"), "--reverse"], 1,
-                          "parameter layers has no value: give --set layers=... or a config.json "
-                          "with num_hidden_layers")
-        self.assertFalse(os.path.exists(self.path("x")))
         back = self.path("alone_back/")
-        p = run("convert", "--rules", RULES, "--input", lone, "--output", back, "--reverse",
-                "--set", "layers=3")
-        self.assertEqual(read_hf_folder(back.rstrip("/")), self.without_copies(folder, config))
+        p = run("convert", "--rules", RULES, "--input", lone, "--output", back, "--reverse")
+        self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
+        self.assertIn("parameter layers = 3 (counted: 3 values of {layer} in the input names "
+                      "like decoder.layers.{layer}.input_layernorm.weight)", p.stderr)
+        self.assertIn("parameter nextn = 1 (counted: 1 value of {mtp}", p.stderr)
         for solved in ("experts = 4", "moe_intermediate_size = 12", "shared_experts = 1",
                        "intermediate_size = 40", "q_lora_rank = 24", "kv_lora_rank = 16",
                        "qk_rope_head_dim = 4", "hidden_size = 32", "vocab = 48"):
@@ -426,7 +439,7 @@ class DeepSeek3Test(FamilyTestCase):
     def test_seed_command_line_writes_the_same_bytes_as_rules_under_both_keys(self):
         folder, config, _ = self.make()
         assert_seed_form_writes_what_rules_write(self, RULES, ("deepseekv3", "deepseek3"), folder,
-                                                 self.without_copies(folder, config))
+                                                 read_hf_folder(folder))
 
     def test_lint_against_the_checkpoint_round_trips(self):
         for overrides in ({}, {"num_nextn_predict_layers": 0, "n_shared_experts": 2}):

@@ -14,7 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cw_testlib import SOURCE  # noqa: E402
 
 STRUCTURAL_FAULTS = [
-    "bad_dtype", "bad_param_type", "bad_pattern_brace", "concat_without_sizes", "drop_both_sides",
+    "bad_dtype", "bad_param_type", "bad_pattern_brace", "concat_without_sizes", "copy_of_with_ms_side",
+    "count_of_without_pattern", "drop_both_sides",
     "missing_name", "one_sided_without_drop", "reshape_without_from", "tied_with_ops",
     "unknown_folder_layout", "unknown_op", "unknown_rule_key", "unknown_top_key", "when_on_concat",
 ]
