@@ -27,8 +27,14 @@ from family_lib import (FamilyTestCase, SOURCE, alone, assert_seed_form_writes_w
                         expected_names, read_ckpt, read_hf_folder, record, run, write_hf_folder)
 from family_lib import convert as cw_convert  # noqa: E402
 from test_family_deepseek3 import (FP8_SIZES, MTP_COPIES, dequantize_like_torch, ds3_config,  # noqa: E402
-                                   ds3_tensors, is_fp8_weight, mtp_copies, quantize_e4m3)
+                                   ds3_tensors, is_fp8_weight, quantize_e4m3)
 from test_family_qwen3 import models_listing_serves  # noqa: E402
+
+
+def mtp_copies(c):
+    """HF names of the MTP layer's copies of the embedding and the head (dropped by this file)."""
+    return sorted(f"model.layers.{c['num_hidden_layers']}.{n}" for n in MTP_COPIES)
+
 
 RULES = os.path.join(SOURCE, "rules", "deepseek3_research.yaml")
 KEYS = ("deepseek3_research", "deepseekv3_research")
