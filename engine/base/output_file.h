@@ -51,6 +51,7 @@ class OutputFile {
       : target_(std::move(target)), temp_(std::move(temp)), fd_(fd), staged_(staged) {}
   Error OsError(const std::string& what) const;
   void StartWriteback(uint64_t written) const;
+  Status WriteAll(uint64_t offset, ByteSpan bytes) const;
 
   std::filesystem::path target_;
   std::filesystem::path temp_;  // equals target_ in staging mode
