@@ -13,16 +13,12 @@
 #include "engine/ruleset/rule_file.h"
 #include "engine/tensor/fp8.h"
 #include "tests/support/inventory_builder.h"
+#include "tests/support/rule_text.h"
 
 namespace cw {
 namespace {
 
-RuleSet Rules(const std::string& text) {
-  auto r = LoadRuleText("name: t\n" + text, "t.yaml");
-  if (!r.ok())
-    FAIL(r.error().ToString());
-  return std::move(r).value();
-}
+using test::RulesText;
 
 constexpr const char* kLinear = R"(
 rules:
@@ -78,7 +74,7 @@ rules:
 
 TEST_SUITE("plan.dequantize") {
   TEST_CASE("with fp8_scales, every FP8 weight is dequantised before its rule's ops") {
-    const RuleSet rules = Rules(kFileLevel);
+    const RuleSet rules = RulesText(kFileLevel);
     const std::vector<TensorInfo> inventory = {
         test::Info("norm.weight", DType::kBF16, {130}),
         test::Info("proj.weight", DType::kF8E4M3, {130, 260}),
@@ -130,7 +126,7 @@ TEST_SUITE("plan.dequantize") {
   }
 
   TEST_CASE("with fp8_scales, an FP8 weight without its scale is named") {
-    const RuleSet rules = Rules(kFileLevel);
+    const RuleSet rules = RulesText(kFileLevel);
     auto plan = MakePlan(rules,
                          {test::Info("norm.weight", DType::kBF16, {130}),
                           test::Info("proj.weight", DType::kF8E4M3, {130, 260})},
@@ -142,7 +138,7 @@ TEST_SUITE("plan.dequantize") {
   }
 
   TEST_CASE("an FP8 weight and its scale plan to one bfloat16 tensor and run exactly") {
-    const RuleSet rules = Rules(kLinear);
+    const RuleSet rules = RulesText(kLinear);
     // 300 x 200: blocks of 128 leave edge blocks of 44 rows and 72 columns.
     const std::vector<TensorInfo> inventory = {
         test::Info("w.weight", DType::kF8E4M3, {300, 200}),
@@ -170,7 +166,7 @@ TEST_SUITE("plan.dequantize") {
   }
 
   TEST_CASE("the reverse writes the weight in bfloat16 and no scale, marked lossy") {
-    const RuleSet rules = Rules(kLinear);
+    const RuleSet rules = RulesText(kLinear);
     PlanOptions options;
     options.direction = Direction::kReverse;
     auto plan = MakePlan(rules, {test::Info("w.weight", DType::kBF16, {300, 200})}, options);
@@ -183,7 +179,7 @@ TEST_SUITE("plan.dequantize") {
   }
 
   TEST_CASE("the round trip expects the weights back in bfloat16 and the scales not at all") {
-    const RuleSet rules = Rules(kLinear);
+    const RuleSet rules = RulesText(kLinear);
     const auto problems = CheckRoundTrip(rules,
                                          {test::Info("w.weight", DType::kF8E4M3, {300, 200}),
                                           test::Info("w.weight_scale_inv", DType::kF32, {3, 2})},
@@ -195,7 +191,7 @@ TEST_SUITE("plan.dequantize") {
   }
 
   TEST_CASE("experts are dequantised one by one, then stacked") {
-    const RuleSet rules = Rules(kExperts);
+    const RuleSet rules = RulesText(kExperts);
     const std::vector<TensorInfo> inventory = {
         test::Info("x.0.gate.weight", DType::kF8E4M3, {130, 70}),
         test::Info("x.1.gate.weight", DType::kF8E4M3, {130, 70}),
@@ -221,7 +217,7 @@ TEST_SUITE("plan.dequantize") {
   }
 
   TEST_CASE("a scale of the wrong shape or a weight of the wrong dtype is refused naming it") {
-    const RuleSet rules = Rules(kLinear);
+    const RuleSet rules = RulesText(kLinear);
     auto shape = MakePlan(rules,
                           {test::Info("w.weight", DType::kF8E4M3, {300, 200}),
                            test::Info("w.weight_scale_inv", DType::kF32, {2, 2})},

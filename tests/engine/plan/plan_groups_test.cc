@@ -5,18 +5,14 @@
 #include "engine/plan/planner.h"
 #include "engine/ruleset/rule_file.h"
 #include "tests/support/inventory_builder.h"
+#include "tests/support/rule_text.h"
 
 namespace cw {
 namespace {
 
-using test::Info;
+using test::RulesText;
 
-RuleSet Rules(const std::string& body) {
-  auto r = LoadRuleText("name: t\n" + body, "t.yaml");
-  if (!r.ok())
-    FAIL(r.error().ToString());
-  return std::move(r).value();
-}
+using test::Info;
 
 PlanOptions Options(Direction d, std::vector<std::pair<std::string, std::string>> set = {}) {
   PlanOptions o;
@@ -60,7 +56,7 @@ std::vector<TensorInfo> BlockInventory(const std::vector<std::string>& names) {
 
 TEST_SUITE("plan.plan_groups") {
   TEST_CASE("a missing expert makes its layer's group incomplete and is named") {
-    const RuleSet rules = Rules(kMoe);
+    const RuleSet rules = RulesText(kMoe);
     std::vector<TensorInfo> inv;
     for (int e : {0, 1, 3})
       inv.push_back(Info("l.0.experts." + std::to_string(e) + ".w1", DType::kF32, {4, 2}));
@@ -73,7 +69,7 @@ TEST_SUITE("plan.plan_groups") {
   }
 
   TEST_CASE("an expert past the count is unmatched rather than silently dropped") {
-    const RuleSet rules = Rules(kMoe);
+    const RuleSet rules = RulesText(kMoe);
     std::vector<TensorInfo> inv;
     for (int e = 0; e < 3; ++e)
       inv.push_back(Info("l.0.experts." + std::to_string(e) + ".w1", DType::kF32, {4, 2}));
@@ -83,7 +79,7 @@ TEST_SUITE("plan.plan_groups") {
   }
 
   TEST_CASE("unstacking checks the stacked axis against the declared count") {
-    const RuleSet rules = Rules(kMoe);
+    const RuleSet rules = RulesText(kMoe);
     auto plan = MakePlan(rules, {Info("l.0.ffn.w1", DType::kF32, {3, 4, 2})},
                          Options(Direction::kReverse, {{"experts", "4"}}));
     REQUIRE_FALSE(plan.ok());
@@ -98,7 +94,7 @@ TEST_SUITE("plan.plan_groups") {
   }
 
   TEST_CASE("a name two rules match at plan time names both rules") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 placeholders: {part: ident}
 rules:
   - {hf: "x.{part}", ms: "a.{part}"}
@@ -112,7 +108,7 @@ rules:
 
   TEST_CASE("two rules writing one name fail naming the rule") {
     // Lint catches literal duplicates; a parameter's text can still make two names equal.
-    const RuleSet dup = Rules(R"(
+    const RuleSet dup = RulesText(R"(
 params: {n: {type: string, default: x}}
 rules:
   - {hf: a, ms: "${n}"}
@@ -124,7 +120,7 @@ rules:
   }
 
   TEST_CASE("layers past --layers are dropped by an explicit rule and listed") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 params: {layers: {type: int, config: n_layer, flag: layers}}
 placeholders: {layer: {type: int, count: layers}, extra: int}
 rules:
@@ -143,7 +139,7 @@ rules:
   }
 
   TEST_CASE("an ms-only drop rule applies in reverse only") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 rules:
   - {hf: a, ms: b}
   - {ms: global_step, drop: true, optional: true}
@@ -160,7 +156,7 @@ rules:
   }
 
   TEST_CASE("a tied tensor whose shape differs from its target cannot be checked equal") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 params: {tied: {type: bool, default: true}}
 rules:
   - {hf: embed, ms: embedding}
@@ -175,7 +171,7 @@ rules:
   }
 
   TEST_CASE("a one-sided tie checks the tensor equal and drops it") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 rules:
   - {hf: wte, ms: embedding_table}
   - {hf: lm_head.weight, tied: {to: wte}}
@@ -194,7 +190,7 @@ rules:
   }
 
   TEST_CASE("a per-rule dtype keeps a tensor out of the requested cast") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 rules:
   - {hf: w, ms: W}
   - {hf: norm, ms: NORM, dtype: keep}
@@ -213,7 +209,7 @@ rules:
   }
 
   TEST_CASE("inputs of one step must share a dtype") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 rules:
   - hf: [q, k]
     ms: qk
@@ -226,7 +222,7 @@ rules:
   }
 
   TEST_CASE("equal parts that are not equal are refused so the reverse cannot cut wrongly") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 rules:
   - hf: [q, k]
     ms: qk
@@ -239,7 +235,7 @@ rules:
   }
 
   TEST_CASE("a split whose sizes do not add up names the rule and the tensor with its shape") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 rules:
   - hf: qkv
     ms: [q, k, v]
@@ -253,14 +249,14 @@ rules:
   }
 
   TEST_CASE("duplicate input names are refused") {
-    const RuleSet rules = Rules("rules: [{hf: a, ms: b}]\n");
+    const RuleSet rules = RulesText("rules: [{hf: a, ms: b}]\n");
     const PlanOutcome plan =
         CompilePlan(rules, {Info("a", DType::kF32, {1}), Info("a", DType::kF32, {1})}, {});
     CHECK(AllMessages(plan).find("two tensors named \"a\"") != std::string::npos);
   }
 
   TEST_CASE("an optional rule may match nothing but a partial group is still an error") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 placeholders: {layer: int}
 rules:
   - hf: ["l.{layer}.q.bias", "l.{layer}.k.bias"]
@@ -277,7 +273,7 @@ rules:
   }
 
   TEST_CASE("without a count a tensor missing from the last block is named") {
-    const RuleSet rules = Rules(kBlocks);
+    const RuleSet rules = RulesText(kBlocks);
     const auto outcome =
         CompilePlan(rules,
                     BlockInventory({"blocks.0.a", "blocks.0.b", "blocks.1.a", "decoder_blocks.0.a",
@@ -290,7 +286,7 @@ rules:
   }
 
   TEST_CASE("without a count each scope keeps its own values: decoder blocks and downsamples") {
-    const RuleSet rules = Rules(kBlocks);
+    const RuleSet rules = RulesText(kBlocks);
     const auto outcome =
         CompilePlan(rules,
                     BlockInventory({"blocks.0.a", "blocks.0.b", "blocks.1.a", "blocks.1.b",
@@ -301,7 +297,7 @@ rules:
   }
 
   TEST_CASE("without a count a block missing in one stage is named within that stage") {
-    const RuleSet rules = Rules(kBlocks);
+    const RuleSet rules = RulesText(kBlocks);
     const auto outcome =
         CompilePlan(rules,
                     BlockInventory({"blocks.0.a", "blocks.0.b", "decoder_blocks.0.a",

@@ -10,33 +10,14 @@
 #include "engine/ruleset/rule_file.h"
 #include "engine/ruleset/rule_lint.h"
 #include "tests/support/inventory_builder.h"
+#include "tests/support/rule_text.h"
 
 namespace cw {
 namespace {
 
-const std::string kHeader = "name: t\n";
-
-RuleSet RulesText(const std::string& text) {
-  auto r = LoadRuleText(kHeader + text, "t.yaml");
-  if (!r.ok())
-    FAIL(r.error().ToString());
-  return std::move(r).value();
-}
-
-// The 1-based line of the first line of the rule file holding `needle`.
-int LineOf(const std::string& text, const std::string& needle) {
-  const std::string all = kHeader + text;
-  const size_t at = all.find(needle);
-  REQUIRE(at != std::string::npos);
-  return static_cast<int>(std::count(all.begin(), all.begin() + static_cast<long>(at), '\n')) + 1;
-}
-
-PlanOptions Opts(Direction d, std::vector<std::pair<std::string, std::string>> set = {}) {
-  PlanOptions o;
-  o.direction = d;
-  o.params.set = std::move(set);
-  return o;
-}
+using test::LineOf;
+using test::Opts;
+using test::RulesText;
 
 std::vector<TensorInfo> Named(const std::vector<std::string>& names, Shape shape = {4, 2}) {
   std::vector<TensorInfo> out;
@@ -183,7 +164,7 @@ rules:
       CAPTURE(c.rule);
       const std::string text =
           "placeholders: {layer: int}\nrules:\n  - {hf: a, ms: b}\n" + std::string(c.rule) + "\n";
-      auto r = LoadRuleText(kHeader + text, "t.yaml");
+      auto r = LoadRuleText(test::kRuleHeader + text, "t.yaml");
       REQUIRE_FALSE(r.ok());
       CHECK(r.error().code() == ErrorCode::kRuleInvalid);
       CHECK(r.error().where().line == 5);

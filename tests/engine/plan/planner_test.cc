@@ -8,10 +8,14 @@
 #include "engine/plan/round_trip.h"
 #include "engine/ruleset/rule_file.h"
 #include "tests/support/inventory_builder.h"
+#include "tests/support/rule_text.h"
 #include "tests/support/test_files.h"
 
 namespace cw {
 namespace {
+
+using test::Opts;
+using test::RulesText;
 
 RuleSet Rules(const std::string& file) {
   auto r = LoadRuleFile(test::SourcePath("rules/" + file));
@@ -49,20 +53,6 @@ const PlanStep* StepWriting(const Plan& plan, const std::string& name) {
 }
 
 bool HasOutput(const Plan& plan, const std::string& name) { return StepWriting(plan, name); }
-
-RuleSet RulesText(const std::string& text) {
-  auto r = LoadRuleText("name: t\n" + text, "t.yaml");
-  if (!r.ok())
-    FAIL(r.error().ToString());
-  return std::move(r).value();
-}
-
-PlanOptions Opts(Direction d, std::vector<std::pair<std::string, std::string>> set = {}) {
-  PlanOptions o;
-  o.direction = d;
-  o.params.set = std::move(set);
-  return o;
-}
 
 std::vector<TensorInfo> Named(const std::vector<std::string>& names) {
   std::vector<TensorInfo> out;

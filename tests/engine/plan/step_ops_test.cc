@@ -10,22 +10,18 @@
 #include "engine/plan/planner.h"
 #include "engine/ruleset/rule_file.h"
 #include "tests/support/inventory_builder.h"
+#include "tests/support/rule_text.h"
 
 namespace cw {
 namespace {
+
+using test::RulesText;
 
 struct Tensor {
   TensorInfo info;
   std::vector<std::byte> bytes;
 };
 using Tensors = std::map<std::string, Tensor>;
-
-RuleSet Rules(const std::string& body) {
-  auto r = LoadRuleText("name: t\n" + body, "t.yaml");
-  if (!r.ok())
-    FAIL(r.error().ToString());
-  return std::move(r).value();
-}
 
 Tensor RandomTensor(const std::string& name, DType dtype, const Shape& shape, std::mt19937& rng) {
   Tensor t{test::Info(name, dtype, shape), {}};
@@ -115,7 +111,7 @@ placeholders:
 
 TEST_SUITE("plan.step_ops") {
   TEST_CASE("transpose and permute round trip on random shapes and dtypes") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 rules:
   - {hf: a, ms: A, ops: [{transpose: [0, 1]}]}
   - {hf: b, ms: B, ops: [{permute: [2, 0, 1]}]}
@@ -132,7 +128,7 @@ rules:
   }
 
   TEST_CASE("reshape round trips and restores the declared source shape") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 params: {d: {type: int, default: 4}}
 rules:
   - {hf: a, ms: A, ops: [{reshape: {from: [-1, d], to: [2, -1, d]}}]}
@@ -146,7 +142,7 @@ rules:
   }
 
   TEST_CASE("concat with sizes and split round trip unequal GQA parts (14 heads and 2 KV heads)") {
-    const RuleSet rules = Rules(std::string(kGqaParams) + R"(
+    const RuleSet rules = RulesText(std::string(kGqaParams) + R"(
 rules:
   - hf: ["l.{layer}.q.weight", "l.{layer}.k.weight", "l.{layer}.v.weight"]
     ms: l.{layer}.qkv.weight
@@ -163,7 +159,7 @@ rules:
   }
 
   TEST_CASE("a split into equal parts round trips with the equal concat it inverts to") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 placeholders: {layer: int, wb: {type: ident, values: [weight, bias]}}
 rules:
   - hf: blocks.{layer}.attn.qkv.{wb}
@@ -179,7 +175,7 @@ rules:
   }
 
   TEST_CASE("a split of the last axis followed by transposes round trips (GPT-2 c_attn)") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 placeholders: {layer: int}
 rules:
   - hf: h.{layer}.attn.c_attn.weight
@@ -199,7 +195,7 @@ rules:
 
   TEST_CASE(
       "stack and unstack over eleven experts keep numeric order with and without the gmm permute") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 params:
   experts: {type: int}
   use_gmm: {type: bool, default: false}
@@ -238,7 +234,7 @@ rules:
   }
 
   TEST_CASE("grouped q/k/v interleave gives the documented row order and round trips") {
-    const RuleSet rules = Rules(std::string(kGqaParams) + R"(
+    const RuleSet rules = RulesText(std::string(kGqaParams) + R"(
 rules:
   - hf: ["l.{layer}.q", "l.{layer}.k", "l.{layer}.v"]
     ms: l.{layer}.qkv
@@ -259,7 +255,7 @@ rules:
   TEST_CASE(
       "grouped q/k/v interleave round trips weights and biases with 14 heads and 2 KV heads of 6 "
       "rows") {
-    const RuleSet rules = Rules(std::string(kGqaParams) + R"(
+    const RuleSet rules = RulesText(std::string(kGqaParams) + R"(
 rules:
   - hf: ["l.{layer}.q.{wb}", "l.{layer}.k.{wb}", "l.{layer}.v.{wb}"]
     ms: l.{layer}.qkv.{wb}
@@ -280,7 +276,7 @@ rules:
   }
 
   TEST_CASE("gate/up interleave alternates rows one by one and round trips") {
-    const RuleSet rules = Rules(std::string(kGqaParams) + R"(
+    const RuleSet rules = RulesText(std::string(kGqaParams) + R"(
 rules:
   - hf: ["l.{layer}.gate", "l.{layer}.up"]
     ms: l.{layer}.gate_up
@@ -296,7 +292,7 @@ rules:
   }
 
   TEST_CASE("rope interleave uses each tensor's head count (heads for q and kv_heads for k)") {
-    const RuleSet rules = Rules(std::string(kGqaParams) + R"(
+    const RuleSet rules = RulesText(std::string(kGqaParams) + R"(
 rules:
   - hf: ["l.{layer}.q", "l.{layer}.k"]
     ms: ["l.{layer}.wq", "l.{layer}.wk"]
@@ -323,7 +319,7 @@ rules:
   }
 
   TEST_CASE("rope deinterleave on selected parts of a fused tensor puts evens first (glm3)") {
-    const RuleSet rules = Rules(std::string(kGqaParams) + R"(
+    const RuleSet rules = RulesText(std::string(kGqaParams) + R"(
 rules:
   - hf: l.{layer}.qkv
     ms: l.{layer}.qkv_rope
@@ -346,7 +342,7 @@ rules:
   }
 
   TEST_CASE("pad with zeros and the truncate it inverts to round trip a vocabulary") {
-    const RuleSet rules = Rules(R"(
+    const RuleSet rules = RulesText(R"(
 params: {vocab: {type: int, default: 10}, padded: {type: int, default: 16}}
 rules:
   - hf: embed
@@ -362,7 +358,7 @@ rules:
   }
 
   TEST_CASE("a rename step passes borrowed bytes through without a copy") {
-    const RuleSet rules = Rules("rules: [{hf: a, ms: b}]\n");
+    const RuleSet rules = RulesText("rules: [{hf: a, ms: b}]\n");
     const std::vector<TensorInfo> inventory{test::Info("a", DType::kF32, {2})};
     auto plan = MakePlan(rules, inventory, {});
     REQUIRE(plan.ok());
@@ -377,7 +373,7 @@ rules:
   }
 
   TEST_CASE("input bytes of the wrong size are an internal error naming the tensor") {
-    const RuleSet rules = Rules("rules: [{hf: a, ms: b, ops: [{transpose: [0, 1]}]}]\n");
+    const RuleSet rules = RulesText("rules: [{hf: a, ms: b, ops: [{transpose: [0, 1]}]}]\n");
     auto plan = MakePlan(rules, {test::Info("a", DType::kF32, {2, 2})}, {});
     REQUIRE(plan.ok());
     const std::vector<std::byte> bytes(4);

@@ -12,16 +12,12 @@
 #include "engine/plan/step_ops.h"
 #include "engine/ruleset/rule_file.h"
 #include "tests/support/inventory_builder.h"
+#include "tests/support/rule_text.h"
 
 namespace cw {
 namespace {
 
-RuleSet Rules(const std::string& text) {
-  auto r = LoadRuleText("name: t\n" + text, "t.yaml");
-  if (!r.ok())
-    FAIL(r.error().ToString());
-  return std::move(r).value();
-}
+using test::RulesText;
 
 std::vector<std::byte> Pattern(size_t n, unsigned seed) {
   std::vector<std::byte> out(n);
@@ -107,7 +103,7 @@ std::vector<TensorInfo> ExpertInventory() {
 
 TEST_SUITE("plan.step_slices") {
   TEST_CASE("stacked experts dequantised, joined and transposed run one expert at a time") {
-    auto plan = MakePlan(Rules(kExperts), ExpertInventory(), {});
+    auto plan = MakePlan(RulesText(kExperts), ExpertInventory(), {});
     REQUIRE(plan.ok());
     const PlanStep& w1 = StepWriting(*plan, "x.weight1");
     REQUIRE(w1.slices);
@@ -122,7 +118,7 @@ TEST_SUITE("plan.step_slices") {
   }
 
   TEST_CASE("a sliced step holds one slice's values, not the whole tensor's") {
-    auto plan = MakePlan(Rules(kExperts), ExpertInventory(), {});
+    auto plan = MakePlan(RulesText(kExperts), ExpertInventory(), {});
     REQUIRE(plan.ok());
     const PlanStep& w1 = StepWriting(*plan, "x.weight1");
     // One expert: gate and up dequantised to bfloat16 (2 x 120 bytes) next to their join (240);
@@ -135,11 +131,11 @@ TEST_SUITE("plan.step_slices") {
   }
 
   TEST_CASE("the reverse of a stack, an unstack, is not a slicing step") {
-    auto forward = MakePlan(Rules(kExperts), ExpertInventory(), {});
+    auto forward = MakePlan(RulesText(kExperts), ExpertInventory(), {});
     REQUIRE(forward.ok());
     PlanOptions options;
     options.direction = Direction::kReverse;
-    auto reverse = MakePlan(Rules(kExperts), forward->Outputs(), options);
+    auto reverse = MakePlan(RulesText(kExperts), forward->Outputs(), options);
     REQUIRE(reverse.ok());
     for (const PlanStep& s : reverse->steps)
       CHECK_FALSE(s.slices);
