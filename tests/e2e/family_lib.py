@@ -98,6 +98,27 @@ def record_of(t):
     return t if isinstance(t, tuple) else record(t)
 
 
+def deepseek_style_mlp_shapes(config, moe):
+    """HF shapes of a DeepSeek-style MLP (DeepSeek-V3, GLM-4.5): dense gate/up/down, or a router,
+    shared experts fused to moe_intermediate_size * n_shared_experts, and routed experts."""
+    h = config["hidden_size"]
+    if not moe:
+        f = config["intermediate_size"]
+        return {"mlp.gate_proj.weight": [f, h], "mlp.up_proj.weight": [f, h],
+                "mlp.down_proj.weight": [h, f]}
+    f = config["moe_intermediate_size"]
+    s = f * config["n_shared_experts"]
+    shapes = {"mlp.gate.weight": [config["n_routed_experts"], h],
+              "mlp.shared_experts.gate_proj.weight": [s, h],
+              "mlp.shared_experts.up_proj.weight": [s, h],
+              "mlp.shared_experts.down_proj.weight": [h, s]}
+    for e in range(config["n_routed_experts"]):
+        shapes.update({f"mlp.experts.{e}.gate_proj.weight": [f, h],
+                       f"mlp.experts.{e}.up_proj.weight": [f, h],
+                       f"mlp.experts.{e}.down_proj.weight": [h, f]})
+    return shapes
+
+
 def write_safetensors(path, named):
     """A safetensors file written by hand: torch tensors, or records."""
     cw_testlib.write_safetensors(path, {name: record_of(t) for name, t in named.items()})

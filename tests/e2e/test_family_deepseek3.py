@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from family_lib import deepseek_style_mlp_shapes  # noqa: E402
 from family_lib import (FamilyTestCase, SOURCE, alone, assert_seed_form_writes_what_rules_write,  # noqa: E402
                         expected_names, randn, read_ckpt, read_hf_folder, record, run, seeded,
                         write_hf_folder)
@@ -73,21 +74,8 @@ def ds3_layer(g, c, p, t, moe):
               "self_attn.kv_a_layernorm.weight": [c["kv_lora_rank"]],
               "self_attn.kv_b_proj.weight": [n * (nope + v), c["kv_lora_rank"]],
               "self_attn.o_proj.weight": [h, n * v]}
-    if not moe:
-        f = c["intermediate_size"]
-        shapes.update({"mlp.gate_proj.weight": [f, h], "mlp.up_proj.weight": [f, h],
-                       "mlp.down_proj.weight": [h, f]})
-    else:
-        f = c["moe_intermediate_size"]
-        s = f * c["n_shared_experts"]
-        shapes.update({"mlp.gate.weight": [c["n_routed_experts"], h],
-                       "mlp.shared_experts.gate_proj.weight": [s, h],
-                       "mlp.shared_experts.up_proj.weight": [s, h],
-                       "mlp.shared_experts.down_proj.weight": [h, s]})
-        for e in range(c["n_routed_experts"]):
-            shapes.update({f"mlp.experts.{e}.gate_proj.weight": [f, h],
-                           f"mlp.experts.{e}.up_proj.weight": [f, h],
-                           f"mlp.experts.{e}.down_proj.weight": [h, f]})
+    shapes.update(deepseek_style_mlp_shapes(c, moe))
+    if moe:
         t[p + "mlp.gate.e_score_correction_bias"] = randn(g, c["n_routed_experts"])  # fp32
     for name, shape in shapes.items():
         t[p + name] = randn(g, *shape, dtype=bf)

@@ -22,6 +22,7 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from family_lib import deepseek_style_mlp_shapes  # noqa: E402
 from family_lib import (FamilyTestCase, SOURCE, alone, assert_seed_form_writes_what_rules_write,  # noqa: E402
                         expected_names, randn, read_ckpt, read_hf_folder, record, run, seeded,
                         write_hf_folder)
@@ -61,21 +62,8 @@ def layer_tensors(g, config, p, t, moe):
                        "self_attn.v_proj.bias": [kv]})
     if config["use_qk_norm"]:
         shapes.update({"self_attn.q_norm.weight": [d], "self_attn.k_norm.weight": [d]})
-    if not moe:
-        f = config["intermediate_size"]
-        shapes.update({"mlp.gate_proj.weight": [f, h], "mlp.up_proj.weight": [f, h],
-                       "mlp.down_proj.weight": [h, f]})
-    else:
-        f = config["moe_intermediate_size"]
-        s = f * config["n_shared_experts"]
-        shapes.update({"mlp.gate.weight": [config["n_routed_experts"], h],
-                       "mlp.shared_experts.gate_proj.weight": [s, h],
-                       "mlp.shared_experts.up_proj.weight": [s, h],
-                       "mlp.shared_experts.down_proj.weight": [h, s]})
-        for e in range(config["n_routed_experts"]):
-            shapes.update({f"mlp.experts.{e}.gate_proj.weight": [f, h],
-                           f"mlp.experts.{e}.up_proj.weight": [f, h],
-                           f"mlp.experts.{e}.down_proj.weight": [h, f]})
+    shapes.update(deepseek_style_mlp_shapes(config, moe))
+    if moe:
         # fp32 on disk, as in the releases.
         t[p + "mlp.gate.e_score_correction_bias"] = randn(g, config["n_routed_experts"])
     for name, shape in shapes.items():
