@@ -142,57 +142,57 @@ std::optional<Assignment> Assign(const std::vector<PrimitiveOp>& ops,
   return a;
 }
 
-// Second pass: the ops of slice k on its own inputs. Each value of the full list belongs to one
-// slice (before the slicing concat) or to all (after); slice k's list holds those of k and all.
-std::vector<PrimitiveOp> OpsOfSlice(const std::vector<PrimitiveOp>& ops, const Assignment& a,
-                                    int k) {
+// Second pass: each slice's ops on its own inputs, all slices in one pass over the ops. Each
+// value of the full list belongs to one slice (before the slicing concat) or to all (after);
+// slice k's list holds those of k and those of all, so an op on a value of slice k goes to k
+// alone, with its positions counted in k's list.
+std::vector<std::vector<PrimitiveOp>> OpsOfSlices(const std::vector<PrimitiveOp>& ops,
+                                                  const Assignment& a) {
   std::vector<int> owner = a.slice_of_input;
-  auto present = [&](size_t p) { return owner[p] == k || owner[p] == kSliced; };
-  auto position = [&](size_t p) {
+  auto position = [&](size_t p, int k) {
     uint32_t n = 0;
     for (size_t q = 0; q < p; ++q)
-      n += present(q) ? 1 : 0;
+      n += owner[q] == k || owner[q] == kSliced ? 1 : 0;
     return n;
   };
-  std::vector<PrimitiveOp> out;
+  std::vector<std::vector<PrimitiveOp>> out(a.count);
   for (size_t n = 0; n < ops.size(); ++n) {
-    PrimitiveOp op = ops[n];
+    const PrimitiveOp& op = ops[n];
     const size_t at = op.first;
-    const bool mine = present(at);
     const bool sliced = owner[at] == kSliced;
-    op.first = position(at);
-    switch (op.kind) {
-      case Kind::kDequantize: {
-        const size_t scale = ops[n].dims[2];
-        op.dims[2] = position(scale);
-        owner.erase(owner.begin() + static_cast<std::ptrdiff_t>(scale));
-        break;
+    if (!a.slicing_concats.contains(n)) {  // a slicing concat: each slice's operand is its part
+      const int first = sliced ? 0 : owner[at];
+      const int last = sliced ? static_cast<int>(a.count) - 1 : owner[at];
+      for (int k = first; k <= last; ++k) {
+        PrimitiveOp mine = op;
+        mine.first = position(at, k);
+        if (op.kind == Kind::kDequantize)
+          mine.dims[2] = position(op.dims[2], k);
+        if (op.kind == Kind::kReshape && sliced)
+          mine.dims[0] /= a.count;
+        out[static_cast<size_t>(k)].push_back(std::move(mine));
       }
-      case Kind::kReshape:
-        if (sliced)
-          op.dims[0] /= a.count;
+    }
+    switch (op.kind) {
+      case Kind::kDequantize:
+        owner.erase(owner.begin() + static_cast<std::ptrdiff_t>(op.dims[2]));
         break;
       case Kind::kSplit:
         owner.insert(owner.begin() + static_cast<std::ptrdiff_t>(at), op.dims.size() - 1,
                      owner[at]);
         break;
       case Kind::kConcat:
-        if (a.slicing_concats.contains(n)) {
-          owner.erase(owner.begin() + static_cast<std::ptrdiff_t>(at),
-                      owner.begin() + static_cast<std::ptrdiff_t>(at + op.count));
-          owner.insert(owner.begin() + static_cast<std::ptrdiff_t>(at), kSliced);
-          continue;  // slice k's operand is its part already
-        }
         owner.erase(owner.begin() + static_cast<std::ptrdiff_t>(at + 1),
                     owner.begin() + static_cast<std::ptrdiff_t>(at + op.count));
+        if (a.slicing_concats.contains(n))
+          owner[at] = kSliced;
         break;
+      case Kind::kReshape:
       case Kind::kPermute:
       case Kind::kPad:
       case Kind::kSlice:
         break;
     }
-    if (mine)
-      out.push_back(std::move(op));
   }
   return out;
 }
@@ -210,13 +210,13 @@ std::optional<StepSlices> SliceStep(const PlanStep& step, const std::vector<Shap
   slices.inputs.resize(a->count);
   for (uint32_t i = 0; i < a->slice_of_input.size(); ++i)
     slices.inputs[static_cast<size_t>(a->slice_of_input[i])].push_back(i);
-  slices.ops = OpsOfSlice(step.ops, *a, 0);
+  std::vector<std::vector<PrimitiveOp>> per_slice = OpsOfSlices(step.ops, *a);
+  slices.ops = std::move(per_slice[0]);
   std::vector<Shape> first_shapes;
   for (const uint32_t i : slices.inputs[0])
     first_shapes.push_back(input_shapes[i]);
   for (uint32_t k = 1; k < a->count; ++k) {
-    if (slices.inputs[k].size() != slices.inputs[0].size() ||
-        OpsOfSlice(step.ops, *a, static_cast<int>(k)) != slices.ops)
+    if (slices.inputs[k].size() != slices.inputs[0].size() || per_slice[k] != slices.ops)
       return std::nullopt;
     for (size_t j = 0; j < slices.inputs[k].size(); ++j) {
       if (input_shapes[slices.inputs[k][j]] != first_shapes[j])
