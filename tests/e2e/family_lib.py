@@ -98,6 +98,12 @@ def record_of(t):
     return t if isinstance(t, tuple) else record(t)
 
 
+# Top-level names of every MCore family (MindFormers 1.6+), written from its weight mappings.
+MCORE_TOP_NAMES = {"model.embed_tokens.weight": "embedding.word_embeddings.weight",
+                   "model.norm.weight": "decoder.final_layernorm.weight",
+                   "lm_head.weight": "output_layer.weight"}
+
+
 def deepseek_style_mlp_shapes(config, moe):
     """HF shapes of a DeepSeek-style MLP (DeepSeek-V3, GLM-4.5): dense gate/up/down, or a router,
     shared experts fused to moe_intermediate_size * n_shared_experts, and routed experts."""

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family_lib import deepseek_style_mlp_shapes  # noqa: E402
+from family_lib import MCORE_TOP_NAMES, deepseek_style_mlp_shapes  # noqa: E402
 from family_lib import (FamilyTestCase, SOURCE, alone, assert_seed_form_writes_what_rules_write,  # noqa: E402
                         expected_names, randn, read_ckpt, read_hf_folder, record, run, seeded,
                         write_hf_folder)
@@ -103,9 +103,7 @@ def ds3_tensors(c, seed=0):
 
 # The MCore names (mindformers/models/deepseek3/utils.py and the toolkit converter), written
 # independently of the rule file.
-TOP_NAMES = {"model.embed_tokens.weight": "embedding.word_embeddings.weight",
-             "model.norm.weight": "decoder.final_layernorm.weight",
-             "lm_head.weight": "output_layer.weight"}
+TOP_NAMES = MCORE_TOP_NAMES
 LAYER_RENAMES = {"input_layernorm.weight": "input_layernorm.weight",
                  "post_attention_layernorm.weight": "pre_mlp_layernorm.weight",
                  "self_attn.q_a_proj.weight": "self_attention.linear_q_down_proj.weight",

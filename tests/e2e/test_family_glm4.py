@@ -20,6 +20,7 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from family_lib import MCORE_TOP_NAMES  # noqa: E402
 from family_lib import (FamilyTestCase, SOURCE, alone, assert_seed_form_writes_what_rules_write,  # noqa: E402
                         expected_names, randn, read_ckpt, read_hf_folder, record, run, seeded,
                         write_hf_folder)
@@ -68,9 +69,7 @@ def glm4_tensors(config, seed=0):
 
 
 # mindformers/models/glm4/utils.py weight_mapping, written independently of the rule file.
-TOP_NAMES = {"model.embed_tokens.weight": "embedding.word_embeddings.weight",
-             "model.norm.weight": "decoder.final_layernorm.weight",
-             "lm_head.weight": "output_layer.weight"}
+TOP_NAMES = MCORE_TOP_NAMES
 LAYER_RENAMES = {"input_layernorm.weight": "input_layernorm.weight",
                  "post_self_attn_layernorm.weight": "post_self_attn_layernorm.weight",
                  "post_attention_layernorm.weight": "pre_mlp_layernorm.weight",
