@@ -13,7 +13,7 @@
 #include "engine/ruleset/rule_file.h"
 #include "engine/tensor/fp8.h"
 #include "tests/support/inventory_builder.h"
-#include "tests/support/rule_text.h"
+#include "tests/support/plan_fixtures.h"
 
 namespace cw {
 namespace {

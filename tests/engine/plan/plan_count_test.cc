@@ -8,21 +8,15 @@
 #include "engine/plan/planner.h"
 #include "engine/ruleset/rule_file.h"
 #include "tests/support/inventory_builder.h"
-#include "tests/support/rule_text.h"
+#include "tests/support/plan_fixtures.h"
 
 namespace cw {
 namespace {
 
 using test::LineOf;
+using test::Named;
 using test::Opts;
 using test::RulesText;
-
-std::vector<TensorInfo> Named(const std::vector<std::string>& names) {
-  std::vector<TensorInfo> out;
-  for (const std::string& n : names)
-    out.push_back(test::Info(n, DType::kF32, {2}));
-  return out;
-}
 
 const PlanParameter* Parameter(const Plan& plan, const std::string& name) {
   for (const PlanParameter& p : plan.parameters) {

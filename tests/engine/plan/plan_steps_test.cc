@@ -10,7 +10,7 @@
 #include "engine/ruleset/rule_file.h"
 #include "engine/ruleset/rule_lint.h"
 #include "tests/support/inventory_builder.h"
-#include "tests/support/rule_text.h"
+#include "tests/support/plan_fixtures.h"
 
 namespace cw {
 namespace {
@@ -18,22 +18,13 @@ namespace {
 using test::LineOf;
 using test::Opts;
 using test::RulesText;
+using test::StepWriting;
 
 std::vector<TensorInfo> Named(const std::vector<std::string>& names, Shape shape = {4, 2}) {
   std::vector<TensorInfo> out;
   for (const std::string& n : names)
     out.push_back(test::Info(n, DType::kBF16, shape));
   return out;
-}
-
-const PlanStep* StepWriting(const Plan& plan, const std::string& name) {
-  for (const PlanStep& s : plan.steps) {
-    for (const TensorInfo& out : s.outputs) {
-      if (out.name == name)
-        return &s;
-    }
-  }
-  return nullptr;
 }
 
 // An MTP-like layer at index ${mtp} holding copies of the embedding and the head.

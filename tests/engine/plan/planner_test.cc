@@ -8,7 +8,7 @@
 #include "engine/plan/round_trip.h"
 #include "engine/ruleset/rule_file.h"
 #include "tests/support/inventory_builder.h"
-#include "tests/support/rule_text.h"
+#include "tests/support/plan_fixtures.h"
 #include "tests/support/test_files.h"
 
 namespace cw {
@@ -16,6 +16,7 @@ namespace {
 
 using test::Opts;
 using test::RulesText;
+using test::StepWriting;
 
 RuleSet Rules(const std::string& file) {
   auto r = LoadRuleFile(test::SourcePath("rules/" + file));
@@ -40,16 +41,6 @@ std::vector<TensorInfo> RoundTrip(const RuleSet& rules, const std::vector<Tensor
   options.direction = Direction::kReverse;
   const Plan reverse = PlanOrFail(rules, forward.Outputs(), options);
   return reverse.Outputs();
-}
-
-const PlanStep* StepWriting(const Plan& plan, const std::string& name) {
-  for (const PlanStep& s : plan.steps) {
-    for (const TensorInfo& out : s.outputs) {
-      if (out.name == name)
-        return &s;
-    }
-  }
-  return nullptr;
 }
 
 bool HasOutput(const Plan& plan, const std::string& name) { return StepWriting(plan, name); }

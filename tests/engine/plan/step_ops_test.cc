@@ -10,7 +10,7 @@
 #include "engine/plan/planner.h"
 #include "engine/ruleset/rule_file.h"
 #include "tests/support/inventory_builder.h"
-#include "tests/support/rule_text.h"
+#include "tests/support/plan_fixtures.h"
 
 namespace cw {
 namespace {

@@ -12,7 +12,7 @@
 #include "engine/plan/step_ops.h"
 #include "engine/ruleset/rule_file.h"
 #include "tests/support/inventory_builder.h"
-#include "tests/support/rule_text.h"
+#include "tests/support/plan_fixtures.h"
 
 namespace cw {
 namespace {
@@ -58,12 +58,9 @@ void CheckSlicesMakeTheWholeStep(const Plan& plan, const PlanStep& step) {
 }
 
 const PlanStep& StepWriting(const Plan& plan, const std::string& name) {
-  for (const PlanStep& s : plan.steps) {
-    if (!s.outputs.empty() && s.outputs[0].name == name)
-      return s;
-  }
-  FAIL("no step writes " << name);
-  return plan.steps[0];
+  const PlanStep* step = test::StepWriting(plan, name);
+  REQUIRE(step != nullptr);
+  return *step;
 }
 
 // MCore experts as deepseek3.yaml fuses them: gate and up of each expert dequantised, stacked,

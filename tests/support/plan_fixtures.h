@@ -1,5 +1,6 @@
-// Rule files written inline in planner tests: the text of a rule file after its `name: t` line,
-// loaded as "t.yaml", with the line numbers errors should name.
+// Planner test fixtures: rule files written inline (the text after their `name: t` line, loaded
+// as "t.yaml", with the line numbers errors should name), plan options, small inventories, and
+// finding the step that writes a tensor.
 #pragma once
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 
 #include "engine/plan/planner.h"
 #include "engine/ruleset/rule_file.h"
+#include "tests/support/inventory_builder.h"
 
 namespace cw::test {
 
@@ -37,6 +39,25 @@ inline PlanOptions Opts(Direction d, std::vector<std::pair<std::string, std::str
   o.direction = d;
   o.params.set = std::move(set);
   return o;
+}
+
+// Float32 tensors of shape [2] with these names.
+inline std::vector<TensorInfo> Named(const std::vector<std::string>& names) {
+  std::vector<TensorInfo> out;
+  for (const std::string& n : names)
+    out.push_back(Info(n, DType::kF32, {2}));
+  return out;
+}
+
+// The step that writes `name`, or nullptr.
+inline const PlanStep* StepWriting(const Plan& plan, const std::string& name) {
+  for (const PlanStep& s : plan.steps) {
+    for (const TensorInfo& out : s.outputs) {
+      if (out.name == name)
+        return &s;
+    }
+  }
+  return nullptr;
 }
 
 }  // namespace cw::test
