@@ -15,6 +15,7 @@
 #include "engine/plan/step_ops.h"
 #include "engine/plan/step_runs.h"
 #include "engine/plan/step_slices.h"
+#include "engine/tensor/buffer_pool.h"
 #include "engine/tensor/dtype_cast.h"
 
 namespace cw {
@@ -557,7 +558,12 @@ Status Execute(const Plan& plan, const CheckpointReader& reader, CheckpointWrite
   if (reader.tensors() != plan.inventory) {
     return Error(ErrorCode::kInternal, "the plan was made for another inventory");
   }
-  return Runner(plan, reader, writer, options).Run();
+  // Buffers kept for reuse count against the same budget as the steps' own bytes.
+  SetPooledBufferLimit(options.max_bytes_in_flight != 0 ? options.max_bytes_in_flight
+                                                        : kDefaultPooledBufferLimit);
+  Status status = Runner(plan, reader, writer, options).Run();
+  SetPooledBufferLimit(kDefaultPooledBufferLimit);
+  return status;
 }
 
 }  // namespace cw

@@ -16,7 +16,8 @@
 //
 // Memory: a step whose ops reorder elements (a transpose) holds its inputs and the values its ops
 // make (PlanStep::working_bytes); such steps run together only while their bytes fit under
-// `max_bytes_in_flight` (a step larger than the cap runs alone). Casts run in fixed-size chunks
+// `max_bytes_in_flight` (a step larger than the cap runs alone), freed buffers kept for reuse
+// (buffer_pool.h) included. Casts run in fixed-size chunks
 // straight into the writer, so a cast never holds a whole tensor.
 // Determinism: every output's place in the files is fixed by the writer at creation, so the
 // bytes written do not depend on the thread count or on which step finishes first.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/base/bytes.h"
+#include "engine/tensor/buffer_pool.h"
 #include "engine/tensor/dtype.h"
 
 namespace cw {
@@ -44,7 +45,7 @@ class TensorData {
   // An uninitialised owned buffer of `n` bytes, to be filled through mutable_bytes().
   static TensorData Allocate(uint64_t n) {
     TensorData d;
-    d.owned_ = std::make_unique_for_overwrite<std::byte[]>(n);
+    d.owned_ = AllocateBuffer(n);
     d.view_ = ByteSpan(d.owned_.get(), n);
     return d;
   }
@@ -56,7 +57,7 @@ class TensorData {
   MutableByteSpan mutable_bytes() { return {owned_.get(), view_.size()}; }
 
  private:
-  std::unique_ptr<std::byte[]> owned_;
+  PooledBuffer owned_;
   ByteSpan view_;
 };
 
