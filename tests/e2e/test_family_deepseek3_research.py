@@ -11,10 +11,14 @@ kv_b per head into k_nope and v, gmm experts [E, H, 2F] = [gate^T | up^T] and [E
 bmm experts stacked as they are); the router bias (topk_bias, both layouts) is float32 whatever
 --dtype says, everything else follows it; the MTP layer keeps its index, enorm / hnorm / eh_proj
 become mtp_hidden_fusers.0 and shared_head.norm mtp_norms.0, its embed_tokens / shared_head.head
-are checked equal to the main ones and dropped; reverse gives the input back byte for byte except
-those two copies, from the .ckpt alone too (given the layer count); an FP8 checkpoint is
-dequantised before the splits and the rope reorder; the seed command line writes what --rules
-writes, with --use_grouped_gemm False too; lint --against round-trips.
+are declared copies (copy_of) of the main ones: checked equal (a difference fails naming the copy,
+the original and the rule) and left out forward, listed, and written again by the reverse; reverse
+gives the input back byte for byte, both MTP copies included, also from the .ckpt alone with no
+config.json and no --set (the MTP layer counted from model.mtp_hidden_fusers.K, the layer count
+from model.layers.N less the MTP layer), with and without an MTP layer, and that output converts
+forward to the same .ckpt bytes; a .ckpt with two MTP layers is refused naming the count; an FP8
+checkpoint is dequantised before the splits and the rope reorder; the seed command line writes
+what --rules writes, with --use_grouped_gemm False too; lint --against round-trips.
 """
 import os
 import sys
@@ -24,17 +28,11 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from family_lib import (FamilyTestCase, SOURCE, alone, assert_seed_form_writes_what_rules_write,  # noqa: E402
-                        expected_names, read_ckpt, read_hf_folder, record, run, write_hf_folder)
+                        checkpoint_pb2, expected_names, read_ckpt, read_hf_folder, record, run, write_hf_folder)
 from family_lib import convert as cw_convert  # noqa: E402
 from test_family_deepseek3 import (FP8_SIZES, MTP_COPIES, dequantize_like_torch, ds3_config,  # noqa: E402
                                    ds3_tensors, is_fp8_weight, quantize_e4m3)
 from test_family_qwen3 import models_listing_serves  # noqa: E402
-
-
-def mtp_copies(c):
-    """HF names of the MTP layer's copies of the embedding and the head (dropped by this file)."""
-    return sorted(f"model.layers.{c['num_hidden_layers']}.{n}" for n in MTP_COPIES)
-
 
 RULES = os.path.join(SOURCE, "rules", "deepseek3_research.yaml")
 KEYS = ("deepseek3_research", "deepseekv3_research")
@@ -137,12 +135,6 @@ class DeepSeek3ResearchTest(FamilyTestCase):
         write_hf_folder(folder, dict(sorted(tensors.items())), config, fmt="safetensors", shards=3)
         return folder, config, tensors
 
-    def without_copies(self, folder, config):
-        src = read_hf_folder(folder)
-        for name in mtp_copies(config):
-            src.pop(name, None)
-        return src
-
     def test_the_rope_reorder_takes_even_rows_then_odd_rows(self):
         """The spec's example written out: rope rows 0..7 come out 0 2 4 6 1 3 5 7."""
         self.assertEqual(rope_halves(torch.arange(8.0).reshape(8, 1)).flatten().tolist(),
@@ -165,7 +157,7 @@ class DeepSeek3ResearchTest(FamilyTestCase):
         models_listing_serves(self, list(KEYS), "deepseek3_research.yaml")
         models_listing_serves(self, ["deepseekv3", "deepseek3"], "deepseek3.yaml")
 
-    def test_forward_equals_torch_and_reverse_gives_back_all_but_the_mtp_copies(self):
+    def test_forward_equals_torch_and_reverse_gives_back_everything_with_the_mtp_copies(self):
         for shared in (1, 2):
             with self.subTest(n_shared_experts=shared):
                 folder, config, tensors = self.make(n_shared_experts=shared)
@@ -178,13 +170,31 @@ class DeepSeek3ResearchTest(FamilyTestCase):
                                  [4, 32, 24])
                 self.assertEqual(got["model.layers.1.attention.l2q_pe_proj.weight"][1], [16, 24])
                 for name, main in MTP_COPIES.items():
-                    self.assertIn(f"dropped model.layers.3.{name}: tied to {main}; checked equal",
-                                  p.stderr)
+                    self.assertIn(f"dropped model.layers.3.{name}: a copy of {main}; checked "
+                                  "equal, written again by the reverse", p.stderr)
                 back = folder + "_back/"
                 cw_convert(RULES, ckpt, back, "--config", os.path.join(folder, "config.json"),
                            reverse=True)
-                self.assertEqual(read_hf_folder(back.rstrip("/")),
-                                 self.without_copies(folder, config))
+                got_back = read_hf_folder(back.rstrip("/"))
+                self.assertEqual(got_back, read_hf_folder(folder))
+                for name, main in MTP_COPIES.items():
+                    self.assertEqual(got_back[f"model.layers.3.{name}"], record(tensors[main]))
+
+    def test_an_mtp_copy_that_differs_from_its_original_fails_naming_both(self):
+        for name, main in MTP_COPIES.items():
+            with self.subTest(copy=name):
+                config = ds3_config()
+                tensors = ds3_tensors(config)
+                copy = f"model.layers.3.{name}"
+                tensors[copy] = tensors[copy].clone()
+                tensors[copy][5, 7] += 1
+                folder, _, _ = self.make(tensors=tensors)
+                out = self.path(f"differs_{len(os.listdir(self.tmp))}.ckpt")
+                self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
+                                   out], 1,
+                                  f"\"{copy}\" is declared a copy of \"{main}\" but their "
+                                  "bytes differ", RULES + ":")
+                self.assertFalse(os.path.exists(out))
 
     def test_bmm_experts_stack_as_they_are_and_reverse_with_use_gmm_false(self):
         folder, config, tensors = self.make()
@@ -196,11 +206,15 @@ class DeepSeek3ResearchTest(FamilyTestCase):
         back = folder + "_back/"
         cw_convert(RULES, ckpt, back, "--config", os.path.join(folder, "config.json"),
                    "--set", "use_gmm=false", reverse=True)
-        self.assertEqual(read_hf_folder(back.rstrip("/")), self.without_copies(folder, config))
+        self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
+        # From the .ckpt alone too, given only the layout.
+        back = self.path("bmm_alone/")
+        cw_convert(RULES, alone(self, ckpt), back, "--set", "use_gmm=false", reverse=True)
+        self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
         # The reverse does not guess the layout: under the default use_gmm the bmm names match
         # no rule, and the message says why.
         self.assert_fails(["convert", "--rules", RULES, "--input", ckpt, "--output",
-                           self.path("x/"), "--reverse", "--set", "layers=3"], 1,
+                           self.path("x/"), "--reverse"], 1,
                           "model.layers.1.feed_forward.routed_experts.router.dense.weight",
                           "use_gmm = true (default)")
 
@@ -211,9 +225,14 @@ class DeepSeek3ResearchTest(FamilyTestCase):
         got = read_ckpt(ckpt)
         self.assertEqual(sorted(got), sorted(expected_names("deepseek3_research_nomtp")))
         self.assertEqual(got, research_expected(tensors, config))
+        # From the .ckpt alone, no --set: the names say there is no MTP layer (nextn counted 0)
+        # and hold layers 0..2.
         back = self.path("nomtp_alone/")
-        cw_convert(RULES, alone(self, ckpt), back, "--set", "layers=3", reverse=True)
+        p = run("convert", "--rules", RULES, "--input", alone(self, ckpt), "--output", back,
+                "--reverse")
         self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
+        self.assertIn("parameter nextn = 0 (counted: 0 values of {mtp}", p.stderr)
+        self.assertIn("parameter layers = 3 (default)", p.stderr)
 
     def test_the_router_bias_stays_float32_whatever_dtype_says(self):
         folder, config, tensors = self.make()
@@ -229,23 +248,52 @@ class DeepSeek3ResearchTest(FamilyTestCase):
                 self.assertEqual({d for n, (d, _, _) in got.items()
                                   if not any(s in n for s in PINNED_F32)}, {code})
 
-    def test_reverse_from_the_ckpt_alone_asks_only_for_the_layer_count(self):
-        folder, config, _ = self.make()
+    def test_reverse_from_the_ckpt_alone_needs_no_set_and_writes_the_mtp_copies(self):
+        folder, _, _ = self.make()
         ckpt = folder + ".ckpt"
         cw_convert(RULES, folder, ckpt)
         lone = alone(self, ckpt)
-        self.assert_fails(["convert", "--rules", RULES, "--input", lone, "--output",
-                           self.path("x/"), "--reverse"], 1,
-                          "parameter layers has no value: give --set layers=...")
-        self.assertFalse(os.path.exists(self.path("x")))
         back = self.path("alone_back/")
-        p = run("convert", "--rules", RULES, "--input", lone, "--output", back, "--reverse",
-                "--set", "layers=3")
-        self.assertEqual(read_hf_folder(back.rstrip("/")), self.without_copies(folder, config))
+        p = run("convert", "--rules", RULES, "--input", lone, "--output", back, "--reverse")
+        self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
+        # The MTP layer shares model.layers.N.: 4 indices counted, less the one MTP layer.
+        self.assertIn("parameter numbered_layers = 4 (counted: 4 values of {layer} in the input "
+                      "names like model.layers.{layer}.attention_norm.weight)", p.stderr)
+        self.assertIn("parameter nextn = 1 (counted: 1 value of {mtp} in the input names like "
+                      "model.mtp_hidden_fusers.{mtp}.norm_emb.weight)", p.stderr)
+        self.assertIn("parameter layers = 3 (default)", p.stderr)
+        self.assertIn("parameter mtp_layer = 3 (default)", p.stderr)
         for solved in ("experts = 4", "moe_intermediate_size = 12", "shared_experts = 1",
                        "intermediate_size = 40", "q_lora_rank = 24", "kv_lora_rank = 16",
-                       "qk_rope_head_dim = 4", "hidden_size = 32", "vocab = 48"):
+                       "qk_rope_head_dim = 4", "heads = 4", "qk_nope_head_dim = 8",
+                       "v_head_dim = 6", "hidden_size = 32", "vocab = 48"):
             self.assertIn(f"parameter {solved} (solved from ", p.stderr)
+        # Forward again (the sizes from the original config.json): the same .ckpt bytes.
+        again = self.path("again.ckpt")
+        cw_convert(RULES, back, again, "--config", os.path.join(folder, "config.json"))
+        with open(again, "rb") as a, open(ckpt, "rb") as b:
+            self.assertEqual(a.read(), b.read())
+
+    def test_a_ckpt_with_two_mtp_layers_is_refused_naming_the_count(self):
+        folder, _, _ = self.make()
+        ckpt = folder + ".ckpt"
+        cw_convert(RULES, folder, ckpt)
+        two = self.path("two_mtp.ckpt")
+        pb = checkpoint_pb2()
+        c = pb.Checkpoint()
+        with open(ckpt, "rb") as f:
+            c.ParseFromString(f.read())
+        for v in list(c.value):
+            if v.tag.startswith("model.mtp_hidden_fusers.0."):
+                extra = c.value.add()
+                extra.CopyFrom(v)
+                extra.tag = v.tag.replace(".0.", ".1.", 1)
+        with open(two, "wb") as f:
+            f.write(c.SerializeToString())
+        self.assert_fails(["plan", "--rules", RULES, "--input", two, "--reverse"], 1,
+                          "parameter nextn is 2 (from counted: 2 values of {mtp} in the input "
+                          "names like model.mtp_hidden_fusers.{mtp}.norm_emb.weight), but it "
+                          "takes 0, 1")
 
     def test_an_fp8_checkpoint_is_dequantised_before_the_splits_and_the_rope_reorder(self):
         config = ds3_config(**FP8_SIZES)
@@ -274,8 +322,8 @@ class DeepSeek3ResearchTest(FamilyTestCase):
         self.assertEqual(read_hf_folder(back), {n: record(t) for n, t in dequantized.items()})
 
     def test_seed_command_line_writes_the_same_bytes_as_rules_under_both_keys(self):
-        folder, config, _ = self.make()
-        back = self.without_copies(folder, config)
+        folder, _, _ = self.make()
+        back = read_hf_folder(folder)
         assert_seed_form_writes_what_rules_write(self, RULES, KEYS, folder, back)
         assert_seed_form_writes_what_rules_write(self, RULES, KEYS, folder, back,
                                                  rules_args=("--set", "use_gmm=false"),
