@@ -84,6 +84,16 @@ def record(t):
     return (TORCH_TO_CODE[str(t.dtype)], list(t.shape), torch_bytes(t))
 
 
+CODE_TO_TORCH = {code: getattr(torch, name.split(".")[1]) for name, code in TORCH_TO_CODE.items()}
+
+
+def from_record(rec):
+    """The torch tensor of a (dtype code, shape, bytes) record (the inverse of record())."""
+    code, shape, data = rec
+    return torch.frombuffer(bytearray(data), dtype=CODE_TO_TORCH[code]).reshape(shape).clone() \
+        if data else torch.empty(shape, dtype=CODE_TO_TORCH[code])
+
+
 def seeded(seed):
     return torch.Generator().manual_seed(seed)
 

@@ -17,8 +17,15 @@ the MTP layer are counted from the MindSpore names), with and without an MTP lay
 num_nextn_predict_layers 0 and 1 work and 2 is refused, also when counted from the names; an FP8 checkpoint (float8_e4m3fn weights with *_scale_inv block
 scales, quantised here) is dequantised to bf16 exactly as torch computes it (edge blocks, NaN,
 -0, subnormal codes, a zero scale), the reverse writes bf16 and a config.json without
-quantization_config, and a missing or misshapen scale is refused naming the weight; the seed command line writes the same bytes as --rules under both keys; lint --against
-round-trips.
+quantization_config, and a missing or misshapen scale is refused naming the weight; the seed
+command line writes the same bytes as --rules under both keys; lint --against round-trips; a
+folder as transformers saves it (no MTP layer, num_nextn_predict_layers 1 in config.json) is
+refused naming the MTP tensors and converts both ways with --set nextn=0.
+
+The same rule file on a tiny model built and saved by transformers 5 itself (not written by
+hand): interop.extended_families (tests/interop/extended/test_extended_families.py, optional:
+it needs the Debian sid chroot of docs/interop.md), which imports this module's config,
+tensors and expected computations.
 """
 import json
 import os
@@ -277,6 +284,29 @@ class DeepSeek3Test(FamilyTestCase):
         p = run("convert", "--rules", RULES, "--input", lone, "--output", back, "--reverse")
         self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
         self.assertIn("parameter nextn = 0 (counted: 0 values of {mtp}", p.stderr)
+
+    def test_a_folder_saved_by_transformers_has_no_mtp_layer_and_converts_with_nextn_0(self):
+        """transformers builds no MTP layer, so its save_pretrained writes none, but the
+        config.json keeps num_nextn_predict_layers: 1 (found by interop.extended_families). The
+        count comes from config.json, so the missing MTP tensors are named; --set nextn=0
+        converts the folder both ways, exactly."""
+        config = ds3_config()
+        tensors = {n: t for n, t in ds3_tensors(config).items()
+                   if not n.startswith("model.layers.3.")}
+        folder, _, _ = self.make(tensors=tensors)
+        self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
+                           self.path("m.ckpt")], 1, "model.layers.3.enorm.weight",
+                          "model.layers.3.mlp.experts.0.gate_proj.weight")
+        self.assertFalse(os.path.exists(self.path("m.ckpt")))
+        ckpt = folder + ".ckpt"
+        cw_convert(RULES, folder, ckpt, "--set", "nextn=0")
+        got = read_ckpt(ckpt)
+        self.assertEqual(sorted(got), sorted(expected_names("deepseek3_nomtp")))
+        self.assertEqual(got, ds3_expected(tensors, dict(config, num_nextn_predict_layers=0)))
+        back = folder + "_back/"
+        cw_convert(RULES, ckpt, back, "--config", os.path.join(folder, "config.json"), "--set",
+                   "nextn=0", reverse=True)
+        self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
 
     def test_other_mtp_layer_counts_are_refused(self):
         folder, config, _ = self.make()

@@ -10,6 +10,11 @@ fc1_layout=contiguous is gate_up_proj unchanged; the sandwich norms keep their n
 the input back byte for byte for every layout; from the .ckpt alone the head counts are asked for
 by name, and with heads given the rest is read off the shapes; the seed command line writes the
 same bytes as --rules; lint --against round-trips.
+
+The same rule file on a tiny model built and saved by transformers 5 itself (not written by
+hand): interop.extended_families (tests/interop/extended/test_extended_families.py, optional:
+it needs the Debian sid chroot of docs/interop.md), which imports this module's config,
+tensors and expected computations.
 """
 import itertools
 import json

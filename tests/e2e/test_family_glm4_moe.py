@@ -12,6 +12,11 @@ directions while everything else is cast; reverse gives the input back byte for 
 MTP layer excepted), also from the .ckpt alone (with q_norm every size is read off the shapes;
 without, the head count is asked for by name); the seed command line writes the same bytes as
 --rules under both keys; lint --against round-trips.
+
+The same rule file on a tiny model built and saved by transformers 5 itself (not written by
+hand): interop.extended_families (tests/interop/extended/test_extended_families.py, optional:
+it needs the Debian sid chroot of docs/interop.md), which imports this module's config,
+tensors and expected computations.
 """
 import json
 import os

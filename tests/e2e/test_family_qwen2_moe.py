@@ -12,6 +12,11 @@ gives the input back byte for byte for every combination of qkv_concat and use_g
 a gmm file reversed without use_gmm fails instead of transposing; dense layers (mlp_only_layers)
 get llama's FFN names; the seed command line writes the same bytes as --rules; lint --against
 round-trips.
+
+The same rule file on a tiny model built and saved by transformers 5 itself (not written by
+hand): interop.extended_families (tests/interop/extended/test_extended_families.py, optional:
+it needs the Debian sid chroot of docs/interop.md), which imports this module's config,
+tensors and expected computations.
 """
 import itertools
 import json

@@ -13,6 +13,11 @@ command line writes the same bytes as --rules; lint --against round-trips.
 The MCore layout helpers below (written from MindFormers' parallel_core model_mixin: per-KV-group
 q/k/v, row-interleaved gate/up, stacked and flattened experts) are shared with the other MCore
 family tests (qwen3_moe, glm4, glm4_moe, deepseek3), which import them from this module.
+
+The same rule file on a tiny model built and saved by transformers 5 itself (not written by
+hand): interop.extended_families (tests/interop/extended/test_extended_families.py, optional:
+it needs the Debian sid chroot of docs/interop.md), which imports this module's config,
+tensors and expected computations.
 """
 import itertools
 import json

@@ -12,7 +12,13 @@ concat there is not reproduced); which layers are dense follows mlp_only_layers 
 decoder_sparse_step; reverse gives the input back byte for byte, also from the .ckpt alone (the
 names tell which layers are dense, the shapes give every size); the seed command line writes the
 same bytes as --rules under both keys; lint --against round-trips; missing or surplus experts fail
-naming them.
+naming them; a config.json as transformers 5 writes it (num_local_experts for num_experts)
+converts the same.
+
+The same rule file on a tiny model built and saved by transformers 5 itself (not written by
+hand): interop.extended_families (tests/interop/extended/test_extended_families.py, optional:
+it needs the Debian sid chroot of docs/interop.md), which imports this module's config,
+tensors and expected computations.
 """
 import json
 import os
@@ -145,6 +151,20 @@ class Qwen3MoeTest(FamilyTestCase):
         self.assertEqual(got, qwen3_moe_expected(tensors, config))
         self.assertEqual(got["decoder.layers.0.mlp.experts.weight1"][1], [4 * 32, 2 * 12])
         self.assertEqual(got["decoder.layers.0.mlp.experts.weight2"][1], [4 * 12, 32])
+
+    def test_a_transformers_5_config_naming_the_expert_count_num_local_experts(self):
+        """transformers 5's Qwen3MoeConfig keeps num_experts as num_local_experts, and the
+        config.json its save_pretrained writes has only that key (found by
+        interop.extended_families): the count is read from it, both ways."""
+        folder, config, tensors = self.make(mlp_only_layers=[0])
+        written = dict(config)
+        written["num_local_experts"] = written.pop("num_experts")
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(written, f)
+        p = run("plan", "--rules", RULES, "--input", folder)
+        self.assertIn("experts = 4 (config num_local_experts)", p.stdout + p.stderr)
+        _, got = self.forward_and_back(folder, config, tensors)
+        self.assertEqual(got, qwen3_moe_expected(tensors, config))
 
     def test_eleven_experts_stack_in_numeric_order_across_shards(self):
         folder, config, tensors = self.make(num_experts=11, shards=5)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the Debian sid chroot that the OPTIONAL extended interop test
-# (tests/interop/extended/test_extended_clients.py, ctest name interop.extended_clients) takes its
-# newer clients from: python3-torch 2.x, python3-safetensors and python3-transformers, which
-# Debian 12 does not have. See docs/interop.md.
+# Builds the Debian sid chroot that the OPTIONAL extended interop tests
+# (tests/interop/extended/test_extended_{clients,families}.py, ctest names
+# interop.extended_clients and interop.extended_families) take their newer clients from:
+# python3-torch 2.x, python3-safetensors and python3-transformers, which Debian 12 does not have.
+# See docs/interop.md.
 #
 #   tests/tools/make_extended_chroot.sh [ROOT]     ROOT defaults to $CW_EXTENDED_CHROOT, then
 #                                                  ~/.cache/convert_weight/sid (the test's default)

@@ -13,6 +13,9 @@ runs tests/interop/extended/check_in_chroot.py inside (`chroot ROOT /usr/bin/pyt
     of our readers: repo safetensors files through cw_testlib's parser, torch files through
     Debian's torch 1.13, torch-2.x fixtures through their manifest.
 
+The chroot plumbing (finding it, skipping, the work folder, running a script inside) is
+chroot_lib.py's, shared with test_extended_families.py.
+
 Environment: CW_BIN, CW_SOURCE_DIR (as for the other interop tests),
 CW_EXTENDED_CHROOT (default ~/.cache/convert_weight/sid, as make_extended_chroot.sh), CW_EXTENDED_KEEP=1 to keep the work folder.
 Without the chroot, its packages, or root (needed by chroot), prints "skipped: ..." and exits 77,
@@ -22,51 +25,32 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 from cw_testlib import (BIN, EXTERNAL, SOURCE, TORCH_TO_CODE, flatten, inspect,  # noqa: E402
                         read_safetensors, run, torch_bytes)
+from chroot_lib import ROOT, describe_failure, open_work  # noqa: E402
 
-ROOT = os.environ.get("CW_EXTENDED_CHROOT") or os.path.join(
-    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "convert_weight", "sid")
-KEEP = os.environ.get("CW_EXTENDED_KEEP", "") not in ("", "0")
-SKIP = 77
 SCRIPT = "check_in_chroot.py"
 QWEN2 = os.path.join(SOURCE, "tests/data/qwen2_tiny")
 DTYPES_VIEWS = os.path.join(EXTERNAL, "torch/dtypes_views.pt")
 
 # Set by main() once the chroot answered the probe.
-WORK = ""       # the work folder, as seen from here (under ROOT/tmp)
-INNER = ""      # the same folder as seen inside the chroot
+WORK = None     # chroot_lib.Work: the work folder under ROOT/tmp
 VERSIONS = {}
-
-
-def chroot_binary():
-    return shutil.which("chroot", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
 
 
 def chroot_python(*args, timeout=1200):
     """Runs check_in_chroot.py inside the chroot with a clean, offline environment."""
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": f"{INNER}/home",
-        "HF_HOME": f"{INNER}/home/hf", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONDONTWRITEBYTECODE": "1",
-        "TORCHINDUCTOR_CACHE_DIR": f"{INNER}/home/inductor",  # not the chroot's /tmp
-        "UCX_LOG_LEVEL": "fatal",  # sid's torch links UCX, which logs to stdout without /proc
-        "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false",
-    }
-    return subprocess.run([chroot_binary(), ROOT, "/usr/bin/python3", f"{INNER}/{SCRIPT}",
-                           *args], env=env, capture_output=True, text=True, timeout=timeout)
+    return WORK.python(SCRIPT, *args, timeout=timeout)
 
 
 def inner(path):
-    """A path under WORK as seen inside the chroot."""
-    return INNER + path[len(WORK):]
+    """A path under the work folder as seen inside the chroot."""
+    return WORK.inside(path)
 
 
 def entry(name, dtype, shape, data):
@@ -92,18 +76,14 @@ def expect_from_torch13(path):
             for n, t in flatten(obj).items()]
 
 
-def describe_failure(p):
-    return f"exit {p.returncode}\n--- stderr (tail) ---\n{p.stderr[-6000:]}"
-
-
 class ExtendedClients(unittest.TestCase):
     """One pipeline (write in the chroot, rewrite here, verify in the chroot) run once; each test
     asserts its own part of the results."""
 
     @classmethod
     def setUpClass(cls):
-        cls.written = os.path.join(WORK, "written")
-        cls.ours = os.path.join(WORK, "ours")
+        cls.written = os.path.join(WORK.path, "written")
+        cls.ours = os.path.join(WORK.path, "ours")
         os.makedirs(cls.ours, exist_ok=True)
         cls.manifest, cls.write_error = None, None
         p = chroot_python("write", inner(cls.written))
@@ -223,7 +203,7 @@ class ExtendedClients(unittest.TestCase):
         has the dtype, shape and bytes that client reported."""
         m = self.fixture(fixture)
         src = os.path.join(self.written, fixture)
-        out = os.path.join(WORK, "read", fixture + ".safetensors")
+        out = os.path.join(WORK.path, "read", fixture + ".safetensors")
         os.makedirs(os.path.dirname(out), exist_ok=True)
         run("rewrite", src, out, "--force")
         got, _ = read_safetensors(out)
@@ -329,7 +309,7 @@ class ExtendedClients(unittest.TestCase):
         self.assertIn("lm_head.weight", [t["name"] for t in listed["tensors"]])
 
     def test_4i_torch2_only_dtypes_are_refused_for_bin_not_mangled(self):
-        out = os.path.join(WORK, "read", "refused.bin")
+        out = os.path.join(WORK.path, "read", "refused.bin")
         os.makedirs(os.path.dirname(out), exist_ok=True)
         p = run("rewrite", os.path.join(self.written, "torch2_all_dtypes.pt"), out, check=False)
         # docs/errors.md: unsupported (exit 1), one line naming the tensor and its dtype.
@@ -339,48 +319,16 @@ class ExtendedClients(unittest.TestCase):
         self.assertFalse(os.path.exists(out))
 
 
-def skip(reason):
-    print(f"skipped: {reason}")
-    sys.exit(SKIP)
-
-
 def main():
-    global WORK, INNER, VERSIONS
-    hint = "build it with tests/tools/make_extended_chroot.sh or set CW_EXTENDED_CHROOT"
-    if not os.path.isdir(ROOT):
-        skip(f"no chroot at {ROOT} ({hint})")
-    if not os.path.exists(os.path.join(ROOT, "usr/bin/python3")):
-        skip(f"{ROOT} has no /usr/bin/python3 ({hint})")
-    if os.geteuid() != 0:
-        skip("chroot needs root")
-    if not chroot_binary():
-        skip("no chroot command")
-    if not os.access(BIN, os.X_OK):
-        print(f"CW_BIN={BIN!r} is not an executable", file=sys.stderr)
-        return 1
-    WORK = tempfile.mkdtemp(prefix="cw-ext-", dir=os.path.join(ROOT, "tmp"))
-    INNER = "/tmp/" + os.path.basename(WORK)
+    global WORK, VERSIONS
+    WORK, VERSIONS = open_work("cw-ext-", [SCRIPT], BIN)
     try:
-        shutil.copy(os.path.join(HERE, SCRIPT), os.path.join(WORK, SCRIPT))
-        p = chroot_python("versions", INNER, timeout=300)
-        try:
-            with open(os.path.join(WORK, "versions.json"), encoding="utf-8") as f:
-                VERSIONS = json.load(f)
-        except OSError:
-            last = (p.stderr.strip().splitlines() or ["no output"])[-1]
-            skip(f"{ROOT} lacks python3-torch, python3-safetensors or python3-transformers "
-                 f"({last}; {hint})")
-        if int(VERSIONS["torch"].split(".")[0]) < 2:
-            skip(f"{ROOT} has torch {VERSIONS['torch']}, not 2.x")
         print("extended clients in {}: python {python}, torch {torch}, safetensors {safetensors}, "
               "transformers {transformers}, numpy {numpy}".format(ROOT, **VERSIONS), flush=True)
         prog = unittest.main(argv=[sys.argv[0]], verbosity=2, exit=False)
         return 0 if prog.result.wasSuccessful() else 1
     finally:
-        if KEEP:
-            print(f"kept {WORK}")
-        else:
-            shutil.rmtree(WORK, ignore_errors=True)
+        WORK.remove()
 
 
 if __name__ == "__main__":
