@@ -19,8 +19,9 @@ scales, quantised here) is dequantised to bf16 exactly as torch computes it (edg
 -0, subnormal codes, a zero scale), the reverse writes bf16 and a config.json without
 quantization_config, and a missing or misshapen scale is refused naming the weight; the seed
 command line writes the same bytes as --rules under both keys; lint --against round-trips; a
-folder as transformers saves it (no MTP layer, num_nextn_predict_layers 1 in config.json) is
-refused naming the MTP tensors and converts both ways with --set nextn=0.
+folder as transformers saves it (no MTP layer, num_nextn_predict_layers 1 in config.json)
+converts both ways as it is: the MTP layer is counted from the names on both sides, and a partly
+missing one is refused naming its tensors.
 
 The same rule file on a tiny model built and saved by transformers 5 itself (not written by
 hand): interop.extended_families (tests/interop/extended/test_extended_families.py, optional:
@@ -285,39 +286,53 @@ class DeepSeek3Test(FamilyTestCase):
         self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
         self.assertIn("parameter nextn = 0 (counted: 0 values of {mtp}", p.stderr)
 
-    def test_a_folder_saved_by_transformers_has_no_mtp_layer_and_converts_with_nextn_0(self):
+    def test_a_folder_saved_by_transformers_without_mtp_layer_converts_both_ways_as_it_is(self):
         """transformers builds no MTP layer, so its save_pretrained writes none, but the
         config.json keeps num_nextn_predict_layers: 1 (found by interop.extended_families). The
-        count comes from config.json, so the missing MTP tensors are named; --set nextn=0
-        converts the folder both ways, exactly."""
+        MTP layer is counted from the names, so the folder converts both ways exactly, with
+        that config.json beside it and given to the reverse."""
         config = ds3_config()
         tensors = {n: t for n, t in ds3_tensors(config).items()
                    if not n.startswith("model.layers.3.")}
         folder, _, _ = self.make(tensors=tensors)
-        self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
-                           self.path("m.ckpt")], 1, "model.layers.3.enorm.weight",
-                          "model.layers.3.mlp.experts.0.gate_proj.weight")
-        self.assertFalse(os.path.exists(self.path("m.ckpt")))
         ckpt = folder + ".ckpt"
-        cw_convert(RULES, folder, ckpt, "--set", "nextn=0")
+        p = run("convert", "--rules", RULES, "--input", folder, "--output", ckpt)
+        self.assertIn("parameter nextn = 0 (counted: 0 values of {mtp}", p.stderr)
         got = read_ckpt(ckpt)
         self.assertEqual(sorted(got), sorted(expected_names("deepseek3_nomtp")))
         self.assertEqual(got, ds3_expected(tensors, dict(config, num_nextn_predict_layers=0)))
         back = folder + "_back/"
-        cw_convert(RULES, ckpt, back, "--config", os.path.join(folder, "config.json"), "--set",
-                   "nextn=0", reverse=True)
+        cw_convert(RULES, ckpt, back, "--config", os.path.join(folder, "config.json"),
+                   reverse=True)
         self.assertEqual(read_hf_folder(back.rstrip("/")), read_hf_folder(folder))
+
+    def test_a_partly_missing_mtp_layer_is_refused_naming_its_tensors(self):
+        config = ds3_config()
+        tensors = {n: t for n, t in ds3_tensors(config).items()
+                   if n != "model.layers.3.eh_proj.weight"}
+        folder, _, _ = self.make(tensors=tensors)
+        self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
+                           self.path("m.ckpt")], 1, "model.layers.3.eh_proj.weight")
+        self.assertFalse(os.path.exists(self.path("m.ckpt")))
+        tensors = {n: t for n, t in ds3_tensors(config).items()
+                   if n != "model.layers.3.enorm.weight"}
+        folder, _, _ = self.make(tensors=tensors)
+        self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
+                           self.path("m.ckpt")], 1, "model.layers.3.hnorm.weight")
+        self.assertFalse(os.path.exists(self.path("m.ckpt")))
 
     def test_other_mtp_layer_counts_are_refused(self):
         folder, config, _ = self.make()
         self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
                            self.path("m.ckpt"), "--set", "nextn=2"], 2, "nextn takes 0, 1")
-        with open(os.path.join(folder, "config.json"), "w") as f:
-            json.dump(dict(config, num_nextn_predict_layers=2), f)
+        tensors = ds3_tensors(config)
+        tensors.update({"model.layers.4." + n[len("model.layers.3."):]: t
+                        for n, t in tensors.items() if n.startswith("model.layers.3.")})
+        folder, _, _ = self.make(tensors=tensors)
         self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
                            self.path("m.ckpt")], 1,
-                          "parameter nextn is 2 (from config num_nextn_predict_layers), but it "
-                          "takes 0, 1")
+                          "parameter nextn is 2 (from counted: 2 values of {mtp} in the input "
+                          "names like model.layers.{mtp}.enorm.weight), but it takes 0, 1")
         self.assertFalse(os.path.exists(self.path("m.ckpt")))
 
     def test_a_ckpt_with_two_mtp_layers_is_refused_naming_the_count(self):
@@ -345,12 +360,15 @@ class DeepSeek3Test(FamilyTestCase):
             f.write(c.SerializeToString())
         return out
 
-    def test_mtp_tensors_under_a_config_without_mtp_fail_naming_them(self):
+    def test_num_nextn_predict_layers_does_not_decide_the_mtp_layer_the_names_do(self):
         folder, config, _ = self.make()
+        expected = self.path("expected.ckpt")
+        cw_convert(RULES, folder, expected)
         with open(os.path.join(folder, "config.json"), "w") as f:
             json.dump(dict(config, num_nextn_predict_layers=0), f)
-        self.assert_fails(["convert", "--rules", RULES, "--input", folder, "--output",
-                           self.path("m.ckpt")], 1, "model.layers.3.eh_proj.weight")
+        ckpt = self.path("m.ckpt")
+        cw_convert(RULES, folder, ckpt)
+        self.assertEqual(read_ckpt(ckpt), read_ckpt(expected))
 
     def test_an_fp8_checkpoint_is_dequantised_exactly_as_torch_computes_it(self):
         """Sizes above 128 and not multiples of it (edge blocks), NaN, -0 and subnormal codes, a

@@ -40,9 +40,8 @@ it: a transformers writing the fused names fails step 1 naming them. Its Qwen3Mo
 num_experts as num_local_experts, the only expert count in the config.json it writes
 (qwen3_moe.yaml reads both). DeepseekV3 and Glm4Moe build no MTP layer, so none is saved, but
 config.json keeps num_nextn_predict_layers: 1: glm4_moe.yaml drops MTP layers in any case;
-deepseek3.yaml takes the count from config.json and would name every missing MTP tensor, so its
-conversions here say --set nextn=0 (both ways; the default suite's test_family_deepseek3 pins
-this down). DeepseekV3's router bias buffer is created in the default dtype, so a model built
+deepseek3.yaml counts the MTP layer from the names, not from config.json, so such a folder
+converts both ways as it is (the default suite's test_family_deepseek3 pins this down too). DeepseekV3's router bias buffer is created in the default dtype, so a model built
 from a config (not loaded) holds it in bf16 and saves it so, while from_pretrained keeps it
 float32 (_keep_in_fp32_modules_strict), as the releases store it: the DeepSeek-V3 model here gets
 float32 as from_pretrained would, and a second one (deepseek3_bias_bf16) keeps transformers' bf16
@@ -100,7 +99,6 @@ def without_mtp(config):
     return dict(config, num_nextn_predict_layers=0)
 
 
-NO_MTP = ["--set", "nextn=0"]
 CONTROL = "control.corrupted"
 
 
@@ -177,15 +175,13 @@ class Family:
     """One tiny model: transformers' class, the rule file, the family test's config, its
     synthetic tensors for that config (None: not compared), the expected name table, the
     conversion variants (the default first), how the stacked experts follow from transformers'
-    fused ones, what the reverse must give back (default: the saved tensors), and arguments every
-    conversion of the family needs, both ways."""
+    fused ones, and what the reverse must give back (default: the saved tensors)."""
 
     def __init__(self, key, cls, rules, config, synthetic, table, variants, seed, experts=None,
-                 mcore=True, keep_in_fp32=True, back=lambda saved: saved, args=()):
+                 mcore=True, keep_in_fp32=True, back=lambda saved: saved):
         self.key, self.cls, self.rules, self.config = key, cls, rules, config
         self.synthetic, self.table, self.variants, self.seed = synthetic, table, variants, seed
         self.experts, self.mcore, self.keep_in_fp32, self.back = experts, mcore, keep_in_fp32, back
-        self.args = list(args)
 
     def chroot_spec(self):
         return {"class": self.cls, "config": for_transformers(self.config), "seed": self.seed,
@@ -222,15 +218,13 @@ def families():
                       seed=30, experts=legacy_experts, mcore=False))
     # DeepSeek-V3: MLA with q_lora_rank, 3 layers (layer 0 dense), 4 experts of 8 plus 2 shared
     # experts (16 rows fused), the float32 router bias; num_nextn_predict_layers 1 in config.json
-    # as in the releases, but no MTP layer (transformers builds none). deepseek3.yaml takes
-    # nextn from config.json and then requires the MTP layer (it fails naming each missing
-    # tensor), so both ways are told that the folder has none: --set nextn=0.
+    # as in the releases, but no MTP layer (transformers builds none); deepseek3.yaml counts
+    # nextn from the names, so nothing needs saying.
     c = ds3.ds3_config(moe_intermediate_size=8, n_shared_experts=2)
     ds3_expected = lambda t, c=c: ds3.ds3_expected(t, without_mtp(c))  # noqa: E731
     out.append(Family("deepseek3", "DeepseekV3ForCausalLM", rules("deepseek3"), c,
                       lambda c=c: ds3.ds3_tensors(without_mtp(c)), "deepseek3_nomtp",
-                      [Variant("default", [], ds3_expected)], seed=40, experts=mcore_experts,
-                      args=NO_MTP))
+                      [Variant("default", [], ds3_expected)], seed=40, experts=mcore_experts))
     # The same model with the router bias as transformers holds it in a model built from a
     # config: bf16. The rule file writes expert_bias float32 both ways: forward widens it
     # (exactly), the reverse gives it back float32 with the same values.
@@ -239,7 +233,7 @@ def families():
                       None, "deepseek3_nomtp",
                       [Variant("default", [], lambda t: widened(ds3_expected(t), "expert_bias"))],
                       seed=40, experts=mcore_experts, keep_in_fp32=False,
-                      back=lambda saved: widened(saved, bias), args=NO_MTP))
+                      back=lambda saved: widened(saved, bias)))
     # GLM-4-0414: 8 heads / 2 KV heads of 8 on 32 (64 != 32), q/k/v biases, the fused
     # gate_up_proj, the sandwich norms.
     c = glm4.glm4_config(head_dim=8)
@@ -318,16 +312,16 @@ class ExtendedFamilies(unittest.TestCase):
         for i, v in enumerate(fam.variants):
             ckpt = os.path.join(base, f"variant{i}.ckpt")
             back = os.path.join(base, f"variant{i}_back")
-            cw_convert(fam.rules, saved, ckpt, *fam.args, *v.args)
-            cw_convert(fam.rules, ckpt, back + "/", "--config", config, *fam.args, *v.args,
+            cw_convert(fam.rules, saved, ckpt, *v.args)
+            cw_convert(fam.rules, ckpt, back + "/", "--config", config, *v.args,
                        reverse=True)
             out["variants"].append({"ckpt": read_ckpt(ckpt), "back": read_hf_folder(back)})
             if i == 0:
                 cls.add_logits_case(fam, f"{fam.key}.ckpt_back", back, saved)
         if fam.mcore:
             folder, back = os.path.join(base, "ms_folder"), os.path.join(base, "ms_folder_back")
-            cw_convert(fam.rules, saved, folder + "/", *fam.args)
-            cw_convert(fam.rules, folder, back + "/", "--config", config, *fam.args, reverse=True)
+            cw_convert(fam.rules, saved, folder + "/")
+            cw_convert(fam.rules, folder, back + "/", "--config", config, reverse=True)
             out["folder"] = read_ms_folder(folder)[0]
             out["folder_back"] = read_hf_folder(back)
             cls.add_logits_case(fam, f"{fam.key}.folder_back", back, saved)
