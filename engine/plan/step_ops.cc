@@ -154,6 +154,8 @@ Status StepData(const PrimitiveOp& op, std::vector<Live>& values, uint32_t eleme
     case Kind::kDequantize:
       break;  // handled above
     case Kind::kConcat: {
+      if (op.count == 1)
+        return OkStatus();  // a stack cut to one slice (step_slices.h): nothing to join
       std::vector<TensorView> views;
       for (uint32_t i = 0; i < op.count; ++i)
         views.push_back({values[op.first + i].data.bytes(), values[op.first + i].shape});

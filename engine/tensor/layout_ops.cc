@@ -5,6 +5,10 @@
 #include <numeric>
 #include <string>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "engine/base/checked_math.h"
 
 namespace cw {
@@ -124,6 +128,62 @@ void TransposeTiled(const std::byte* in, std::byte* out, uint64_t rows, uint64_t
     }
   }
 }
+
+#if defined(__SSE2__)
+// An 8 x 8 block of 16-bit values in registers: rows `in` (stride in_stride bytes) become rows
+// of `out` (stride out_stride) as columns, in three rounds of interleaving.
+inline void Transpose8x8Of16(const std::byte* in, uint64_t in_stride, std::byte* out,
+                             uint64_t out_stride) {
+  __m128i r[8], a[8], b[8];
+  for (int i = 0; i < 8; ++i)
+    r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i * in_stride));
+  for (int i = 0; i < 4; ++i) {
+    a[2 * i] = _mm_unpacklo_epi16(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm_unpackhi_epi16(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 0-3, then rows 4-7
+    const __m128i* q = a + 4 * h;
+    b[4 * h] = _mm_unpacklo_epi32(q[0], q[2]);      // columns 0, 1
+    b[4 * h + 1] = _mm_unpackhi_epi32(q[0], q[2]);  // columns 2, 3
+    b[4 * h + 2] = _mm_unpacklo_epi32(q[1], q[3]);  // columns 4, 5
+    b[4 * h + 3] = _mm_unpackhi_epi32(q[1], q[3]);  // columns 6, 7
+  }
+  for (int j = 0; j < 4; ++j) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * j * out_stride),
+                     _mm_unpacklo_epi64(b[j], b[4 + j]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + (2 * j + 1) * out_stride),
+                     _mm_unpackhi_epi64(b[j], b[4 + j]));
+  }
+}
+
+// 16-bit elements (bf16, fp16: most weights) through the register kernel: a 2-byte copy per
+// element made the expert transposes of a DeepSeek-V3 conversion 43% of its CPU time.
+template <>
+void TransposeTiled<2>(const std::byte* in, std::byte* out, uint64_t rows, uint64_t cols,
+                       uint64_t) {
+  constexpr uint64_t kTile = 64;
+  const uint64_t rows8 = rows / 8 * 8, cols8 = cols / 8 * 8;
+  for (uint64_t r0 = 0; r0 < rows8; r0 += kTile) {
+    const uint64_t r1 = std::min(rows8, r0 + kTile);
+    for (uint64_t c0 = 0; c0 < cols8; c0 += kTile) {
+      const uint64_t c1 = std::min(cols8, c0 + kTile);
+      for (uint64_t r = r0; r < r1; r += 8) {
+        for (uint64_t c = c0; c < c1; c += 8)
+          Transpose8x8Of16(in + (r * cols + c) * 2, cols * 2, out + (c * rows + r) * 2, rows * 2);
+      }
+    }
+  }
+  // The edges: columns past cols8 of every row, then rows past rows8.
+  for (uint64_t r = 0; r < rows8; ++r) {
+    for (uint64_t c = cols8; c < cols; ++c)
+      std::memcpy(out + (c * rows + r) * 2, in + (r * cols + c) * 2, 2);
+  }
+  for (uint64_t r = rows8; r < rows; ++r) {
+    for (uint64_t c = 0; c < cols; ++c)
+      std::memcpy(out + (c * rows + r) * 2, in + (r * cols + c) * 2, 2);
+  }
+}
+#endif
 
 void Transpose2D(const std::byte* in, std::byte* out, uint64_t rows, uint64_t cols,
                  uint64_t block_bytes) {

@@ -68,6 +68,22 @@ TEST_SUITE("tensor.layout_ops") {
     }
   }
 
+  TEST_CASE(
+      "2-byte transposes match the reference at sizes around the 8 x 8 kernel and its tiles") {
+    std::mt19937 rng(3);
+    for (const Shape& shape : {Shape{8, 8}, Shape{7, 9}, Shape{64, 64}, Shape{65, 130},
+                               Shape{129, 8}, Shape{3, 200}, Shape{2, 3, 16, 24}}) {
+      CAPTURE(shape);
+      std::vector<int> perm(shape.size());
+      std::iota(perm.begin(), perm.end(), 0);
+      std::swap(perm[perm.size() - 1], perm[perm.size() - 2]);
+      const auto in = Random(shape, 2, rng);
+      auto out = PermuteAxes({in, shape}, perm, 2);
+      REQUIRE(out.ok());
+      CHECK(Bytes(*out) == NaivePermute(in, shape, perm, 2));
+    }
+  }
+
   TEST_CASE("every permutation of a 4-D tensor matches the element-by-element reference") {
     std::mt19937 rng(7);
     const Shape shape{3, 1, 4, 5};
